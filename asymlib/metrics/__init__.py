@@ -1,0 +1,1 @@
+"""asymlib.metrics"""
