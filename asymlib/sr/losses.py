@@ -1,0 +1,124 @@
+"""Relativistic average GAN losses (ESRGAN; paper Eq. 4-6) on raw discriminator logits.
+
+With ``d`` the discriminator logit, ``D(a, b) = sigmoid(d(a) - E[d(b)])`` (Eq. 6), and
+``BCE(z, t)`` the binary cross-entropy of logit ``z`` against target ``t`` (computed with
+``binary_cross_entropy_with_logits``, i.e. the log-sum-exp form, never ``log(sigmoid(.))``):
+
+* generator (Eq. 4):      ``0.5 * [BCE(d(r) - E d(f), 0) + BCE(d(f) - E d(r), 1)]``
+* discriminator (Eq. 5):  ``0.5 * [BCE(d(r) - E d(f), 1) + BCE(d(f) - E d(r), 0)]``
+
+The factor 0.5 follows BasicSR's ESRGAN model (Eq. 4-5 as printed have none); scale ``lambda_3``
+accordingly when comparing loss weights with the paper.
+
+Logit shapes: ``(B, 1)`` / ``(B,)`` for a vanilla (global) discriminator or ``(B, 1, h, w)`` for a
+patch discriminator. The relativistic mean ``E d(.)`` is taken over the **batch only, per
+position** by default (``mean_over="batch"``): each patch logit is compared with the average logit
+of the other kind at the same map position, which is exactly Eq. 6 when every position is seen as
+its own discriminator; for global logits it is the plain mini-batch mean. ``mean_over="all"``
+averages over the batch *and* the map (BasicSR's ``torch.mean(pred)``). The BCE terms are then
+averaged over all elements (batch and map).
+
+Gradient routing for the discriminator follows BasicSR: the real term gets no gradient through
+``E d(f)`` and the fake term none through ``E d(r)``. The split form
+(:func:`relativistic_discriminator_loss_real` / ``_fake``) allows two separate backward passes
+(real batch, then fake batch) as needed for BatchNorm discriminators under DDP; the sum of the two
+parts equals :func:`relativistic_discriminator_loss` in value and in gradient.
+"""
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError, InputSizeError, UnknownNameError
+
+__all__ = [
+    "relativistic_mean",
+    "relativistic_generator_loss",
+    "relativistic_discriminator_loss",
+    "relativistic_discriminator_loss_real",
+    "relativistic_discriminator_loss_fake",
+    "ADVERSARIAL_LOSSES",
+    "get_adversarial_loss",
+]
+
+MeanOver = Literal["batch", "all"]
+
+
+def relativistic_mean(logits: torch.Tensor, mean_over: MeanOver = "batch") -> torch.Tensor:
+    """``E[d(.)]`` broadcastable against ``logits``: (1, ...) per-position batch mean, or a scalar."""
+    if mean_over == "batch":
+        return logits.mean(dim=0, keepdim=True)
+    if mean_over == "all":
+        return logits.mean()
+    raise ConfigError(f"mean_over must be 'batch' or 'all', got {mean_over!r}")
+
+
+def _check_pair(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:
+    if real_logits.shape[1:] != fake_logits.shape[1:] or real_logits.dim() == 0:
+        raise InputSizeError(
+            f"real and fake logits must share their per-sample shape, got {tuple(real_logits.shape)} "
+            f"and {tuple(fake_logits.shape)}"
+        )
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def relativistic_generator_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, mean_over: MeanOver = "batch"
+) -> torch.Tensor:
+    """Generator loss (Eq. 4), a scalar. Gradients flow into ``fake_logits`` through both terms.
+
+    ``real_logits`` may (and, for memory, should) be detached: only the generator is updated.
+    """
+    _check_pair(real_logits, fake_logits)
+    real_rel = real_logits - relativistic_mean(fake_logits, mean_over)
+    fake_rel = fake_logits - relativistic_mean(real_logits, mean_over)
+    return 0.5 * (_bce(real_rel, 0.0) + _bce(fake_rel, 1.0))
+
+
+def relativistic_discriminator_loss_real(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, mean_over: MeanOver = "batch"
+) -> torch.Tensor:
+    """Real half of Eq. 5: ``0.5 * BCE(d(r) - E d(f).detach(), 1)``; backward through ``real_logits`` only."""
+    _check_pair(real_logits, fake_logits)
+    return 0.5 * _bce(real_logits - relativistic_mean(fake_logits.detach(), mean_over), 1.0)
+
+
+def relativistic_discriminator_loss_fake(
+    fake_logits: torch.Tensor, real_logits: torch.Tensor, mean_over: MeanOver = "batch"
+) -> torch.Tensor:
+    """Fake half of Eq. 5: ``0.5 * BCE(d(f) - E d(r).detach(), 0)``; backward through ``fake_logits`` only.
+
+    ``fake_logits`` must come from the *detached* generator output so that no gradient reaches
+    the generator.
+    """
+    _check_pair(real_logits, fake_logits)
+    return 0.5 * _bce(fake_logits - relativistic_mean(real_logits.detach(), mean_over), 0.0)
+
+
+def relativistic_discriminator_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, mean_over: MeanOver = "batch"
+) -> torch.Tensor:
+    """Discriminator loss (Eq. 5), a scalar: sum of the real and fake halves (one backward pass)."""
+    return relativistic_discriminator_loss_real(real_logits, fake_logits, mean_over) + (
+        relativistic_discriminator_loss_fake(fake_logits, real_logits, mean_over)
+    )
+
+
+# name -> (generator loss, discriminator loss)
+ADVERSARIAL_LOSSES: dict[str, tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]] = {
+    "relativistic_average": (relativistic_generator_loss, relativistic_discriminator_loss),
+}
+
+
+def get_adversarial_loss(
+    name: str = "relativistic_average",
+) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]:
+    """``(generator_loss, discriminator_loss)`` pair, each ``f(real_logits, fake_logits) -> scalar``."""
+    if name not in ADVERSARIAL_LOSSES:
+        raise UnknownNameError(f"unknown adversarial loss {name!r}; available: {sorted(ADVERSARIAL_LOSSES)}")
+    return ADVERSARIAL_LOSSES[name]
