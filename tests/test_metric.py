@@ -175,10 +175,11 @@ def test_imagenet_from_hf_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     fx = create_feature_extractor("resnet50", weights="imagenet")
     assert fx.weights_source == "imagenet(model.safetensors)"
-    assert torch.equal(fx.backbone_state_dict()["conv1.weight"], sd["conv1.weight"])
+    assert torch.equal(fx.backbone_state_dict()["model.conv1.weight"], sd["conv1.weight"])
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        expected = full.eval().forward_intermediates(x, indices=5, intermediates_only=True)
+        normed = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        expected = full.eval().forward_intermediates(normed, indices=5, intermediates_only=True)
         got = fx(x)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, expected))
 
