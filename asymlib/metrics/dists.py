@@ -68,15 +68,13 @@ class DISTSMetric(nn.Module):
         """Stage list ``[x, f_1(x), ..., f_m(x)]``; stage 0 is the raw input."""
         return [x] + self.backbone(x)
 
-    def normalized_weights(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        w_sum = self.alpha.sum() + self.beta.sum()
-        alpha = torch.split(self.alpha / w_sum, self.chns, dim=1)
-        beta = torch.split(self.beta / w_sum, self.chns, dim=1)
-        return list(alpha), list(beta)
-
     def similarity_terms(self, feats_x: list[torch.Tensor], feats_y: list[torch.Tensor]
-                         ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Per-stage texture ``l`` and structure ``s`` maps, each ``(B, C_i)``, computed in float32."""
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Texture ``l`` and structure ``s`` terms of all stages, each ``(B, sum C_i)``, in float32.
+
+        They do not depend on ``alpha``/``beta``: training the weights of a frozen backbone can compute
+        them once per image pair (see :mod:`asymlib.iqa.train`).
+        """
         ls, ss = [], []
         for fx, fy in zip(feats_x, feats_y):
             fx, fy = fx.float(), fy.float()
@@ -87,23 +85,26 @@ class DISTSMetric(nn.Module):
             cov = (fx * fy).mean(dim=(2, 3)) - mx * my
             ls.append((2 * mx * my + self.c1) / (mx * mx + my * my + self.c1))
             ss.append((2 * cov + self.c2) / (vx + vy + self.c2))
-        return ls, ss
+        return torch.cat(ls, dim=1), torch.cat(ss, dim=1)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def pair_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(l, s)`` terms ``(B, sum C_i)`` of image pairs; one backbone pass over ``[x; y]``."""
         if x.shape != y.shape:
             raise ValueError(f"distorted and reference shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
         self.backbone.check_input(x)
         feats = self.features(torch.cat([x, y], dim=0))
         b = x.shape[0]
-        ls, ss = self.similarity_terms([f[:b] for f in feats], [f[b:] for f in feats])
-        return self.distance_from_terms(ls, ss)
+        return self.similarity_terms([f[:b] for f in feats], [f[b:] for f in feats])
 
-    def distance_from_terms(self, ls: list[torch.Tensor], ss: list[torch.Tensor]) -> torch.Tensor:
-        alpha, beta = self.normalized_weights()
-        total = 0.0
-        for a, b_, l, s in zip(alpha, beta, ls, ss):
-            total = total + (a.flatten(1).float() * l).sum(1) + (b_.flatten(1).float() * s).sum(1)
-        return 1.0 - total
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.distance_from_terms(*self.pair_terms(x, y))
+
+    def distance_from_terms(self, l_terms: torch.Tensor, s_terms: torch.Tensor) -> torch.Tensor:
+        """``1 - sum(alpha l + beta s) / (sum alpha + sum beta)`` from ``(B, sum C_i)`` terms -> ``(B,)``."""
+        w_sum = self.alpha.sum() + self.beta.sum()
+        a = (self.alpha / w_sum).flatten().float()
+        b = (self.beta / w_sum).flatten().float()
+        return 1.0 - (l_terms * a).sum(1) - (s_terms * b).sum(1)
 
     @torch.no_grad()
     def project_weights_(self) -> None:
