@@ -17,7 +17,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -25,22 +25,23 @@ from scipy import optimize, special, stats
 from ..errors import ConfigError
 
 __all__ = [
+    "PROTOCOL_GLOBAL",
+    "PROTOCOL_GLOBAL_LINEAR",
+    "PROTOCOL_WITHIN_GROUP",
     "ArrayLike",
     "Logistic4Fit",
-    "logistic4",
-    "fit_logistic4",
-    "fit_rescaling",
-    "srcc",
-    "krcc",
-    "plcc",
-    "plcc_with_fit",
     "bootstrap_ci",
     "evaluate_iqa",
-    "PROTOCOL_GLOBAL",
-    "PROTOCOL_WITHIN_GROUP",
+    "fit_logistic4",
+    "fit_rescaling",
+    "krcc",
+    "logistic4",
+    "plcc",
+    "plcc_with_fit",
+    "srcc",
 ]
 
-ArrayLike = Union[np.ndarray, Sequence[float], Any]  # ``Any`` covers torch.Tensor without importing torch
+ArrayLike = np.ndarray | Sequence[float] | Any  # ``Any`` covers torch.Tensor without importing torch
 
 PROTOCOL_GLOBAL = "global, PLCC after 4-parameter logistic"
 PROTOCOL_GLOBAL_LINEAR = "global, linear PLCC (logistic fit failed)"
@@ -76,6 +77,16 @@ def _pair(pred: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
 def _is_constant(x: np.ndarray) -> bool:
     return x.size == 0 or bool(np.all(x == x[0]))
+
+
+def _group_members(groups: ArrayLike, n: int) -> list[np.ndarray]:
+    """Indices of the items of every distinct group label (labels of any hashable dtype)."""
+    labels = np.asarray(groups.detach().cpu().numpy() if hasattr(groups, "detach") else groups)
+    if labels.shape != (n,):
+        raise ValueError(f"groups must have one label per item ({n}), got shape {labels.shape}")
+    _, inverse = np.unique(labels, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(inverse))[:-1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -357,12 +368,7 @@ def bootstrap_ci(
 
     if vectorized:
         raise ConfigError("vectorized=True cannot be combined with groups")
-    labels = np.asarray(groups.detach().cpu().numpy() if hasattr(groups, "detach") else groups)
-    if labels.shape != (n,):
-        raise ValueError(f"groups must have one label per item ({n}), got shape {labels.shape}")
-    _, inverse = np.unique(labels, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    members = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+    members = _group_members(groups, n)
     draws = rng.integers(0, len(members), size=(n_resamples, len(members)))
     values = np.empty(n_resamples)
     for b, row in enumerate(draws):
@@ -458,12 +464,10 @@ def _evaluate_global(p: np.ndarray, t: np.ndarray, n_resamples: int, seed: int, 
 
 
 def _evaluate_within_group(
-    p: np.ndarray, t: np.ndarray, groups: np.ndarray, n_resamples: int, seed: int, level: float
+    p: np.ndarray, t: np.ndarray, groups: ArrayLike, n_resamples: int, seed: int, level: float
 ) -> dict[str, Any]:
     """Per-group SRCC/KRCC/linear PLCC averaged over groups; bootstrap resamples groups."""
-    _, inverse = np.unique(groups, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    members = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+    members = _group_members(groups, p.size)
     per_group: list[tuple[float, float, float]] = []
     skipped = 0
     for m in members:
@@ -538,10 +542,7 @@ def evaluate_iqa(
     if groups is None:
         out = _evaluate_global(p, t, n_resamples, seed, level)
     else:
-        g = np.asarray(groups.detach().cpu().numpy() if hasattr(groups, "detach") else groups)
-        if g.shape != p.shape:
-            raise ValueError(f"groups must have one label per item ({p.size}), got shape {g.shape}")
-        out = _evaluate_within_group(p, t, g, n_resamples, seed, level)
+        out = _evaluate_within_group(p, t, groups, n_resamples, seed, level)
     for key in ("srcc", "krcc", "plcc"):
         out.setdefault(f"{key}_low", math.nan)
         out.setdefault(f"{key}_high", math.nan)

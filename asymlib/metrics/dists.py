@@ -107,11 +107,11 @@ class DISTSMetric(nn.Module):
         return 1.0 - (l_terms * a).sum(1) - (s_terms * b).sum(1)
 
     @torch.no_grad()
-    def project_weights_(self) -> None:
-        """Projection applied after each optimizer step: weights >= 0, stage-0 weights in [0.02, 1]."""
+    def project_weights_(self, stage0_bounds: tuple[float, float] = STAGE0_BOUNDS) -> None:
+        """Projection applied after each optimizer step: weights >= 0, stage-0 weights in ``stage0_bounds``."""
         for w in (self.alpha, self.beta):
             w.clamp_(min=0.0)
-            w[:, : self.chns[0]].clamp_(*STAGE0_BOUNDS)
+            w[:, : self.chns[0]].clamp_(*stage0_bounds)
 
     def weights_state(self) -> dict[str, Any]:
         return {"alpha": self.alpha.detach().cpu().clone(), "beta": self.beta.detach().cpu().clone(),

@@ -1,0 +1,1 @@
+"""Study steps behind the notebooks (one module per notebook)."""
