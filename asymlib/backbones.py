@@ -41,6 +41,7 @@ __all__ = [
     "register_backbone",
     "load_checkpoint_state_dict",
     "BACKBONE_EXPORT_FORMAT",
+    "keys_signature",
 ]
 
 BACKBONE_EXPORT_FORMAT = "asymlib.backbone.v1"
@@ -264,11 +265,12 @@ class FeatureExtractor(nn.Module):
             "backbone": self.name,
             "timm_name": self.timm_name,
             "channels": list(self.channels),
-            "keys_sha": _keys_signature(self.body.state_dict()),
+            "keys_sha": keys_signature(self.body.state_dict()),
         }
 
 
-def _keys_signature(sd: Mapping[str, torch.Tensor]) -> str:
+def keys_signature(sd: Mapping[str, torch.Tensor]) -> str:
+    """Architecture fingerprint of a state dict: sha256 of its sorted ``key:shape`` lines (16 hex digits)."""
     import hashlib
 
     text = "\n".join(f"{k}:{tuple(v.shape)}" for k, v in sorted(sd.items()))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -22,11 +21,11 @@ from ..errors import ConfigError, DatasetError, ImageReadError
 from ..imageio import load_image
 from .resize import imresize
 
-__all__ = ["PairedSRDataset", "IMAGE_EXTENSIONS"]
+__all__ = ["IMAGE_EXTENSIONS", "PairedSRDataset"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
-Source = Union[str, Path, Mapping[str, torch.Tensor]]
+Source = str | Path | Mapping[str, torch.Tensor]
 
 
 class PairedSRDataset(Dataset):

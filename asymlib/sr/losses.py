@@ -26,7 +26,8 @@ parts equals :func:`relativistic_discriminator_loss` in value and in gradient.
 """
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -34,13 +35,13 @@ import torch.nn.functional as F
 from ..errors import ConfigError, InputSizeError, UnknownNameError
 
 __all__ = [
-    "relativistic_mean",
-    "relativistic_generator_loss",
-    "relativistic_discriminator_loss",
-    "relativistic_discriminator_loss_real",
-    "relativistic_discriminator_loss_fake",
     "ADVERSARIAL_LOSSES",
     "get_adversarial_loss",
+    "relativistic_discriminator_loss",
+    "relativistic_discriminator_loss_fake",
+    "relativistic_discriminator_loss_real",
+    "relativistic_generator_loss",
+    "relativistic_mean",
 ]
 
 MeanOver = Literal["batch", "all"]

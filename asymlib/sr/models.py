@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from spandrel.architectures.SwinIR import SwinIR as _SpandrelSwinIR
@@ -29,7 +30,7 @@ from torch import nn
 
 from ..errors import ConfigError, InputSizeError, UnknownNameError
 
-__all__ = ["SwinIRConfig", "SwinIRSR", "create_sr_model", "list_sr_models", "list_sr_presets", "count_parameters"]
+__all__ = ["SwinIRConfig", "SwinIRSR", "count_parameters", "create_sr_model", "list_sr_models", "list_sr_presets"]
 
 _SUPPORTED_SCALES = (2, 3, 4, 8)  # pixel-shuffle upsampler: powers of two and 3
 

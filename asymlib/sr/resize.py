@@ -24,7 +24,7 @@ import torch
 
 from ..errors import ConfigError, InputSizeError
 
-__all__ = ["imresize", "cubic_kernel", "resize_matrix"]
+__all__ = ["cubic_kernel", "imresize", "resize_matrix"]
 
 
 def cubic_kernel(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,163 @@
+"""Discriminators: head shapes per backbone, stage choice, spectral norm, backbone export, ESRGAN VGG."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from asymlib.backbones import create_feature_extractor
+from asymlib.discriminators import (
+    HEADS,
+    Discriminator,
+    create_discriminator,
+    list_discriminator_backbones,
+    list_heads,
+    read_backbone_export,
+)
+from asymlib.errors import (
+    CheckpointError,
+    ConfigError,
+    InputSizeError,
+    UnknownNameError,
+)
+
+torch.set_num_threads(2)
+
+
+def _sn_count(module: nn.Module) -> int:
+    return sum(1 for m in module.modules() if hasattr(m, "parametrizations"))
+
+
+def test_registry_and_unknown_names():
+    assert list_heads() == ["patch", "vanilla"] and set(HEADS) == {"patch", "vanilla"}
+    assert {"vgg16", "resnet50", "dinov2_vits14", "esrgan_vgg128"} <= set(list_discriminator_backbones())
+    with pytest.raises(UnknownNameError, match="unknown discriminator head 'dense'"):
+        create_discriminator("vgg16", head="dense")
+    with pytest.raises(UnknownNameError):
+        create_discriminator("no_such_backbone_xyz")
+    with pytest.raises(ConfigError):
+        create_discriminator("vgg16", head="patch", stage=7)
+
+
+def test_vgg16_heads_shapes_gradients_and_spectral_norm():
+    x = torch.rand(1, 3, 64, 64)
+    vanilla = create_discriminator("vgg16", head="vanilla", seed=1)
+    assert isinstance(vanilla, Discriminator) and vanilla.stage == 4
+    out = vanilla(x)
+    assert out.shape == (1, 1)
+    out.sum().backward()
+    assert vanilla.backbone.body.features[0].weight.grad is not None
+    assert _sn_count(vanilla) == 0 and vanilla.frozen_backbone_parameters == []
+
+    patch = create_discriminator("vgg16", head="patch", spectral_norm=True, seed=1)
+    assert (patch.stage, patch.stage_stride) == (4, 16)  # relu5_3
+    assert patch(x).shape == (1, 1, 4, 4)
+    assert _sn_count(patch) == 13 + 2  # 13 VGG convs + 2 head convs
+    for _ in range(50):  # each access in train mode runs one power iteration
+        w = patch.head.conv1.weight.detach().flatten(1)
+    assert torch.linalg.matrix_norm(w, ord=2) == pytest.approx(1.0, abs=0.05)
+
+
+def test_resnet50_heads_and_unused_stage_frozen():
+    x = torch.rand(2, 3, 64, 64)
+    vanilla = create_discriminator("resnet50", head="vanilla")
+    assert vanilla(x).shape == (2, 1) and vanilla.frozen_backbone_parameters == []
+    patch = create_discriminator("resnet50", head="patch")
+    assert (patch.stage, patch.stage_stride) == (3, 16)  # layer3
+    assert patch(x).shape == (2, 1, 4, 4)
+    frozen = patch.frozen_backbone_parameters
+    assert frozen and all(".layer4." in k for k in frozen)
+    assert all(not p.requires_grad for k, p in patch.backbone.named_parameters() if k in frozen)
+
+
+def test_dinov2_heads_shapes():
+    x = torch.rand(2, 3, 64, 64)  # dynamic padding to 70 -> a 5x5 token grid
+    vanilla = create_discriminator("dinov2_vits14", head="vanilla")
+    assert vanilla(x).shape == (2, 1)
+    # the final norm is never applied to intermediates, so it cannot be trained
+    assert vanilla.frozen_backbone_parameters == ["body.model.norm.weight", "body.model.norm.bias"]
+    patch = create_discriminator("dinov2_vits14", head="patch")
+    assert patch(x).shape == (2, 1, 5, 5)
+    with pytest.raises(InputSizeError):
+        patch(torch.rand(1, 3, 56, 56))  # below the backbone's min_size
+
+
+def test_export_backbone_roundtrip(tmp_path):
+    disc = create_discriminator("vgg16", head="patch", spectral_norm=True, seed=2)
+    x = torch.rand(1, 3, 64, 64)
+    opt = torch.optim.SGD(disc.parameters(), lr=0.1)
+    disc(x).mean().backward()
+    opt.step()
+    path = disc.export_backbone(tmp_path / "d" / "vgg16_gan.pth", {"iteration": 10, "run": tmp_path, "lr": [1e-4]})
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    assert payload["backbone"] == "vgg16" and payload["head"] == "patch" and payload["weights_origin"] == "gan"
+    assert payload["timm_name"] == "vgg16.tv_in1k" and payload["channels"] == [64, 128, 256, 512, 512]
+    assert payload["metadata"] == {"iteration": 10, "run": str(tmp_path), "lr": [1e-4]}
+    assert all("parametrizations" not in k for k in payload["state_dict"])
+    assert read_backbone_export(path)["keys_sha"] == payload["keys_sha"]
+
+    # the consumer side: a plain feature extractor initialised from the export computes the same features
+    fx = create_feature_extractor("vgg16", weights=path)
+    disc.eval()
+    with torch.no_grad():
+        for a, b in zip(disc.backbone(x), fx(x), strict=True):
+            assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+    assert _sn_count(disc) == 15  # exporting left the discriminator untouched
+
+    with pytest.raises(ConfigError):
+        disc.export_backbone(tmp_path / "bad.pth", {"obj": object()})
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="junk.pth"):
+        read_backbone_export(tmp_path / "junk.pth")
+
+
+class _BasicSRVGG128(nn.Module):
+    """Independent transcription of BasicSR's VGGStyleDiscriminator (input 128) for numerics checks."""
+
+    def __init__(self, nf: int = 64):
+        super().__init__()
+        chans = [(3, nf), (nf, 2 * nf), (2 * nf, 4 * nf), (4 * nf, 8 * nf), (8 * nf, 8 * nf)]
+        self.conv0_0 = nn.Conv2d(3, nf, 3, 1, 1, bias=True)
+        self.conv0_1 = nn.Conv2d(nf, nf, 4, 2, 1, bias=False)
+        self.bn0_1 = nn.BatchNorm2d(nf)
+        for i, (cin, cout) in enumerate(chans[1:], 1):
+            setattr(self, f"conv{i}_0", nn.Conv2d(cin, cout, 3, 1, 1, bias=False))
+            setattr(self, f"bn{i}_0", nn.BatchNorm2d(cout))
+            setattr(self, f"conv{i}_1", nn.Conv2d(cout, cout, 4, 2, 1, bias=False))
+            setattr(self, f"bn{i}_1", nn.BatchNorm2d(cout))
+        self.linear1 = nn.Linear(8 * nf * 4 * 4, 100)
+        self.linear2 = nn.Linear(100, 1)
+        self.lrelu = nn.LeakyReLU(0.2)
+
+    def forward(self, x):
+        f = self.lrelu(self.conv0_0(x))
+        f = self.lrelu(self.bn0_1(self.conv0_1(f)))
+        for i in range(1, 5):
+            f = self.lrelu(getattr(self, f"bn{i}_0")(getattr(self, f"conv{i}_0")(f)))
+            f = self.lrelu(getattr(self, f"bn{i}_1")(getattr(self, f"conv{i}_1")(f)))
+        return self.linear2(self.lrelu(self.linear1(f.flatten(1))))
+
+
+def test_esrgan_vgg128_matches_basicsr_numerics(tmp_path):
+    disc = create_discriminator("esrgan_vgg128", head="vanilla", seed=0)
+    assert sum(p.numel() for p in disc.parameters()) == 14_499_401
+    ref = _BasicSRVGG128()
+    mapped = {k.removeprefix("backbone.body.").removeprefix("head."): v for k, v in disc.state_dict().items()}
+    ref.load_state_dict(mapped, strict=True)
+    x = torch.rand(2, 3, 128, 128)
+    disc.eval(), ref.eval()
+    with torch.no_grad():
+        assert torch.allclose(disc(x), ref(x), atol=1e-5)
+    with pytest.raises(InputSizeError):
+        disc(torch.rand(2, 3, 96, 96))
+    patch = create_discriminator("esrgan_vgg128", head="patch", spectral_norm=True, seed=4)
+    assert (patch.stage, patch.stage_stride) == (3, 16) and patch(torch.rand(2, 3, 64, 64)).shape == (2, 1, 4, 4)
+    # same seed -> identical weights and spectral-norm vectors; another seed -> different ones
+    same = create_discriminator("esrgan_vgg128", head="patch", spectral_norm=True, seed=4).state_dict()
+    other = create_discriminator("esrgan_vgg128", head="patch", spectral_norm=True, seed=5).state_dict()
+    reference = create_discriminator("esrgan_vgg128", head="patch", spectral_norm=True, seed=4).state_dict()
+    assert all(torch.equal(same[k], reference[k]) for k in reference)
+    assert not torch.equal(other["head.conv1.parametrizations.weight.original"],
+                           reference["head.conv1.parametrizations.weight.original"])
+    exported = read_backbone_export(disc.export_backbone(tmp_path / "esrgan.pth", {}))
+    assert exported["backbone"] == "esrgan_vgg128" and exported["channels"] == [64, 128, 256, 512, 512]
