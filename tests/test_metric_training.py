@@ -107,3 +107,20 @@ def test_metric_study_smoke_runs_and_reuses(tmp_path):
     pd.testing.assert_frame_equal(df.reset_index(drop=True), df2.reset_index(drop=True))
     state = torch.load(trained / "metric_weights.pt", weights_only=True)
     assert state["alpha"].shape == (1, 1475, 1, 1)
+
+
+def test_vgg16_distance_increases_with_level_on_synthetic_set():
+    """Random-weight VGG-16 metric: 0 for identical images and monotone in every distortion's level."""
+    from asymlib.data.distortions import list_distortions
+
+    b = SyntheticFRBenchmark(image_names=["astronaut", "chelsea"], distortions=list_distortions(), crop=64)
+    for weights_seed in (0, 1):
+        metric = asymlib.create_metric("dists", backbone="vgg16", weights="random", seed=weights_seed)
+        d = metric_scores(metric, compute_terms(metric, b, batch_size=32))
+        rec = b.records.assign(d=d)
+        for group, sub in rec.groupby("group"):
+            levels = sub.sort_values("level")["d"].to_numpy()
+            assert (np.diff(levels) > 0).all(), (group, levels)
+        ref = torch.stack([b[0]["ref"]])
+        with torch.no_grad():
+            assert metric(ref, ref).abs().item() < 1e-6
