@@ -131,12 +131,47 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     return BackboneSpec(name, name, name, indices=indices, timm_kwargs=kwargs)
 
 
+class _L2PoolFunction(torch.autograd.Function):
+    """``sqrt(conv(x^2, g) + eps)`` with a hand-written backward.
+
+    The chain rule collapses to ``dx = conv_input_grad(dout / out) * x`` (the factor 2 of ``d x^2`` cancels
+    the 1/2 of ``d sqrt``): one depthwise transposed convolution and one in-place product, where autograd
+    would add several full-resolution temporaries. Only ``x`` and the (smaller) output are saved.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, filt: torch.Tensor, stride: int, eps: float) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            w = filt.to(x.dtype)
+            out = F.conv2d(x * x, w, stride=stride, padding=1, groups=x.shape[1])
+            out = out.add_(eps).sqrt_()
+        ctx.save_for_backward(x, w, out)
+        ctx.stride = stride
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        x, w, out = ctx.saved_tensors
+        g = grad_out.to(out.dtype) / out
+        gx = torch.ops.aten.convolution_backward(
+            g, x, w, None, [ctx.stride, ctx.stride], [1, 1], [1, 1], False, [0, 0], x.shape[1],
+            [True, False, False],
+        )[0]
+        return gx.mul_(x), None, None, None
+
+
 class L2Pool2d(nn.Module):
     """DISTS L2-pooling: ``sqrt(conv(x^2, g) + 1e-12)`` with a normalized 3x3 Hanning window.
 
     ``g`` is the outer product of ``[0.5, 1, 0.5]`` normalized to sum 1, applied depthwise with stride 2 and
-    padding 1. Shapes: ``(B, C, H, W) -> (B, C, ceil(H/2), ceil(W/2))``.
+    padding 1. Shapes: ``(B, C, H, W) -> (B, C, ceil(H/2), ceil(W/2))``; the output keeps the input's memory
+    format (channels-last input runs the fast NHWC depthwise kernels).
     """
+
+    eps = 1e-12
 
     def __init__(self, channels: int, stride: int = 2):
         super().__init__()
@@ -149,8 +184,7 @@ class L2Pool2d(nn.Module):
         self.register_buffer("filter", g[None, None].repeat(channels, 1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.conv2d(x * x, self.filter.to(x.dtype), stride=self.stride, padding=1, groups=x.shape[1])
-        return (out + 1e-12).sqrt()
+        return _L2PoolFunction.apply(x, self.filter, self.stride, self.eps)
 
 
 class _VGGL2PoolBody(nn.Module):
@@ -399,7 +433,7 @@ def _vgg16_features() -> nn.Sequential:
             conv = nn.Conv2d(cin, int(v), kernel_size=3, padding=1)
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(conv.bias)
-            layers += [conv, nn.ReLU(inplace=False)]
+            layers += [conv, nn.ReLU(inplace=True)]  # as torchvision; saves a full-size map per layer
             cin = int(v)
     return nn.Sequential(*layers)
 

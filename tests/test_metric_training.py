@@ -29,7 +29,13 @@ def test_reference_feature_cache_matches_pairwise_terms(bench):
         l, s = metric.pair_terms(x, y)
         direct = metric(x, y)
     idx = [0, 13, len(bench) - 1]
-    assert torch.allclose(terms.l[idx], l, atol=1e-5) and torch.allclose(terms.s[idx], s, atol=1e-5)
+    # The cache runs the backbone on batches of another composition (7 distorted, single references), which
+    # changes float32 convolution rounding by ~1e-6; the structure term of the last 4x4 VGG stage (16 values,
+    # small variances) amplifies that ~30x on a few channels. A cache mix-up (wrong reference) differs by >1e-2.
+    for cached, pairwise in ((terms.l[idx], l), (terms.s[idx], s)):
+        diff = (cached - pairwise).abs()
+        assert diff.max() < 1e-4
+        assert (diff > 1e-5).float().mean() < 0.01
     assert np.allclose(metric_scores(metric, terms)[idx], direct.numpy(), atol=1e-6)
     # synthetic levels: higher level = worse, so quality = -level
     assert torch.equal(terms.quality, -torch.as_tensor(bench.records["score"].to_numpy(), dtype=torch.float32))

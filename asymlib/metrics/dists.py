@@ -19,10 +19,89 @@ import torch.nn as nn
 
 from ..backbones import FeatureExtractor
 
-__all__ = ["DISTSMetric", "ALPHA_BETA_INIT"]
+__all__ = ["DISTSMetric", "ALPHA_BETA_INIT", "channel_moments"]
 
 ALPHA_BETA_INIT = (0.1, 0.01)  # N(mean, std), as DISTS initializes alpha and beta
 STAGE0_BOUNDS = (0.02, 1.0)  # projection of stage-0 weights after each update (paper Appendix B)
+
+
+# CPU products are formed in slices of at most this many bytes: freshly mapped memory is expensive to touch
+# (page faults), slices this size are served again and again from the allocator's heap.
+_CPU_SLICE_BYTES = 8 << 20
+
+
+def _acc_dtype(t: torch.Tensor) -> torch.dtype:
+    """float32 for half/bfloat16/float32 maps, float64 for float64 ones."""
+    return torch.promote_types(t.dtype, torch.float32)
+
+
+def _centered_product_sums(a: torch.Tensor, ma: torch.Tensor, b: torch.Tensor, mb: torch.Tensor) -> torch.Tensor:
+    """``sum_hw (a - ma)(b - mb)`` per sample and channel, ``(B, C)``, in the accumulation dtype.
+
+    Centering before the product keeps float32 variances exact where ``E[x^2] - E[x]^2`` would cancel
+    (feature maps whose mean is large against their spread). On CPU the products are formed slice by slice,
+    never as one full-size temporary.
+    """
+    dtype = _acc_dtype(a)
+    same = a is b and ma is mb
+    ma, mb = ma[..., None, None], mb[..., None, None]
+    if a.device.type != "cpu":
+        return ((a.to(dtype) - ma) * (b.to(dtype) - mb)).sum(dim=(2, 3))
+    per_sample = a[0].numel() * dtype.itemsize
+    step = max(1, _CPU_SLICE_BYTES // max(per_sample, 1))
+    out = torch.empty(a.shape[:2], dtype=dtype, device=a.device)
+    for i in range(0, a.shape[0], step):
+        ac = a[i:i + step].to(dtype) - ma[i:i + step]
+        prod = ac.square_() if same else ac.mul_(b[i:i + step].to(dtype) - mb[i:i + step])
+        torch.sum(prod, dim=(2, 3), out=out[i:i + step])
+    return out
+
+
+class _ChannelMoments(torch.autograd.Function):
+    """Per-channel means, variances and covariance of two ``(B, C, H, W)`` maps; one fused backward."""
+
+    @staticmethod
+    def forward(ctx: Any, fx: torch.Tensor, fy: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        n = fx.shape[-1] * fx.shape[-2]
+        with torch.autocast(fx.device.type, enabled=False):
+            mx = fx.sum(dim=(2, 3), dtype=_acc_dtype(fx)) / n
+            my = fy.sum(dim=(2, 3), dtype=_acc_dtype(fy)) / n
+            vx = _centered_product_sums(fx, mx, fx, mx) / n
+            vy = _centered_product_sums(fy, my, fy, my) / n
+            cov = _centered_product_sums(fx, mx, fy, my) / n
+        ctx.save_for_backward(fx, fy, mx, my)
+        return mx, my, vx, vy, cov
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, g_mx: torch.Tensor, g_my: torch.Tensor, g_vx: torch.Tensor, g_vy: torch.Tensor,
+                 g_cov: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        fx, fy, mx, my = ctx.saved_tensors
+        n = fx.shape[-1] * fx.shape[-2]
+
+        def grad(f: torch.Tensor, mf: torch.Tensor, other: torch.Tensor, mo: torch.Tensor, g_m: torch.Tensor,
+                 g_v: torch.Tensor) -> torch.Tensor:
+            # d mean/df = 1/n, d var/df = 2 (f - mf)/n, d cov/df = (other - mo)/n: the terms through the
+            # means of var and cov vanish because centered values sum to zero.
+            const = (g_m - 2.0 * g_v * mf - g_cov * mo) / n
+            out = torch.addcmul(const[..., None, None], f, (2.0 / n * g_v)[..., None, None])
+            out.addcmul_(other, (g_cov / n)[..., None, None])
+            return out.to(f.dtype)
+
+        gx = grad(fx, mx, fy, my, g_mx, g_vx) if ctx.needs_input_grad[0] else None
+        gy = grad(fy, my, fx, mx, g_my, g_vy) if ctx.needs_input_grad[1] else None
+        return gx, gy
+
+
+def channel_moments(fx: torch.Tensor, fy: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``E[x], E[y], Var[x], Var[y], Cov[x, y]`` over the spatial dims of two ``(B, C, H, W)`` maps.
+
+    Sums accumulate in float32 (float64 for float64 maps; any memory format) and the second moments are
+    centered, so they agree with the textbook two-pass formulas to float32 rounding; each result is
+    ``(B, C)``. Differentiable in both maps; the backward pass writes each input gradient once, as
+    ``(dE[x] + 2 dVar[x] (x - E[x]) + dCov (y - E[y])) / (H W)``.
+    """
+    return _ChannelMoments.apply(fx, fy)
 
 
 class DISTSMetric(nn.Module):
@@ -53,6 +132,9 @@ class DISTSMetric(nn.Module):
         self.beta = nn.Parameter(torch.randn(1, total, 1, 1, generator=gen) * std + mean,
                                  requires_grad=trainable_weights)
         self.seed = seed
+        if self._channels_last():
+            # Convolutions run on NHWC maps; weights in the same format are not converted on every call.
+            self.backbone.to(memory_format=torch.channels_last)
 
     # The backbone is a fixed feature transform: keep it in eval mode whatever the metric's mode.
     def train(self, mode: bool = True) -> "DISTSMetric":
@@ -65,36 +147,54 @@ class DISTSMetric(nn.Module):
         return self.backbone.min_size
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Stage list ``[x, f_1(x), ..., f_m(x)]``; stage 0 is the raw input."""
-        return [x] + self.backbone(x)
+        """Stage list ``[x, f_1(x), ..., f_m(x)]``; stage 0 is the raw input.
+
+        Convolutional backbones run in channels-last memory format (the maps come back with NHWC strides,
+        still indexed as ``(B, C, H, W)``).
+        """
+        h = x.contiguous(memory_format=torch.channels_last) if self._channels_last() else x
+        return [x] + self.backbone(h)
+
+    def _channels_last(self) -> bool:
+        spec = getattr(self.backbone, "spec", None)
+        return getattr(spec, "kind", None) == "vgg_l2pool"
+
+    def _needs_graph(self, x: torch.Tensor) -> bool:
+        """Whether the features of ``x`` must be recorded for autograd (input or backbone needs gradients)."""
+        if not torch.is_grad_enabled():
+            return False
+        return x.requires_grad or any(p.requires_grad for p in self.backbone.parameters())
 
     def similarity_terms(self, feats_x: list[torch.Tensor], feats_y: list[torch.Tensor]
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """Texture ``l`` and structure ``s`` terms of all stages, each ``(B, sum C_i)``, in float32.
 
         They do not depend on ``alpha``/``beta``: training the weights of a frozen backbone can compute
-        them once per image pair (see :mod:`asymlib.iqa.train`).
+        them once per image pair (see :mod:`asymlib.iqa.train`). Means, variances and covariances come from
+        float32 sums per stage (:func:`channel_moments`), second moments centered on the means
+        (``cov = E[(x - E[x])(y - E[y])]``, which equals the paper's ``E[xy] - E[x]E[y]``).
         """
         ls, ss = [], []
         for fx, fy in zip(feats_x, feats_y):
-            fx, fy = fx.float(), fy.float()
-            mx = fx.mean(dim=(2, 3))
-            my = fy.mean(dim=(2, 3))
-            vx = (fx - mx[..., None, None]).pow(2).mean(dim=(2, 3))
-            vy = (fy - my[..., None, None]).pow(2).mean(dim=(2, 3))
-            cov = (fx * fy).mean(dim=(2, 3)) - mx * my
+            mx, my, vx, vy, cov = channel_moments(fx, fy)
             ls.append((2 * mx * my + self.c1) / (mx * mx + my * my + self.c1))
             ss.append((2 * cov + self.c2) / (vx + vy + self.c2))
         return torch.cat(ls, dim=1), torch.cat(ss, dim=1)
 
     def pair_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(l, s)`` terms ``(B, sum C_i)`` of image pairs; one backbone pass over ``[x; y]``."""
+        """``(l, s)`` terms ``(B, sum C_i)`` of image pairs.
+
+        Each image goes through the backbone once; an image that needs no gradient (typically the
+        reference of a loss) is processed without recording an autograd graph.
+        """
         if x.shape != y.shape:
             raise ValueError(f"distorted and reference shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
         self.backbone.check_input(x)
-        feats = self.features(torch.cat([x, y], dim=0))
-        b = x.shape[0]
-        return self.similarity_terms([f[:b] for f in feats], [f[b:] for f in feats])
+        feats = []
+        for img in (x, y):
+            with torch.set_grad_enabled(self._needs_graph(img)):
+                feats.append(self.features(img))
+        return self.similarity_terms(*feats)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.distance_from_terms(*self.pair_terms(x, y))
