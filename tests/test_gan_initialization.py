@@ -1,0 +1,210 @@
+"""GAN-based initialization (notebook 03): GAN checkpoints from SR runs, architecture checks, NR-IQA model and
+training, the FR/NR study on a tiny synthetic set, tables and figures."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from asymlib.atomic import atomic_torch_save
+from asymlib.backbones import create_feature_extractor
+from asymlib.config import get_profile
+from asymlib.discriminators import create_discriminator, read_backbone_export
+from asymlib.errors import CheckpointError, ConfigError, UnknownNameError, WeightsUnavailableError
+from asymlib.experiments.gan_initialization import (
+    GanSourceConfig, GanUnavailableError, find_gan_backbones, gan_backbone_checkpoint, gan_init_config, nr_table,
+    plot_fr_initialization, plot_nr_initialization, resolve_initializations, run_fr_initialization,
+    run_nr_initialization, table2_comparison)
+from asymlib.iqa.nr import (NRTrainConfig, SyntheticNRDataset, create_nr_model, evaluate_nr, load_nr_checkpoint,
+                            train_nr_model)
+from asymlib.iqa.synthetic import SyntheticFRBenchmark
+from asymlib.reporting import save_figure
+
+SMALL_SYNTH = {"metric_study.synthetic.distortions": ("gaussian_blur", "jpeg"),
+               "metric_study.train.iterations": 20, "metric_study.n_bootstrap": 20}
+
+
+def _gan_discriminator(backbone: str, head: str = "vanilla", seed: int = 0):
+    """A discriminator whose weights differ from any random initialization (stands in for a trained one)."""
+    disc = create_discriminator(backbone, head=head, seed=seed)
+    gen = torch.Generator().manual_seed(123)
+    with torch.no_grad():
+        for p in disc.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=gen))
+    return disc
+
+
+def _fake_sr_run(runs_dir, name: str, backbone: str, *, head: str = "vanilla", status: str = "finished",
+                 profile: str = "smoke", lambda_adv: float = 5e-3, seed: int = 0):
+    """An SR run folder as the trainer leaves it: config.json, status.json and discriminator.pt."""
+    run = runs_dir / "sr" / name
+    run.mkdir(parents=True)
+    disc = _gan_discriminator(backbone, head, seed)
+    cfg = {"study": "sr_optimization", "stage": "stage2", "profile": profile, "seed": 0,
+           "setting": "rec+perceptual+adv", "metric": "vgg16",
+           "train": {"iterations": 4, "lambda_rec": 0.01, "lambda_per": 1.0, "lambda_adv": lambda_adv,
+                     "discriminator": {"backbone": backbone, "head": head, "spectral_norm": False, "lr": None}}}
+    (run / "config.json").write_text(json.dumps(cfg))
+    atomic_torch_save({"state_dict": {k: v.cpu() for k, v in disc.state_dict().items()}, "step": 4,
+                       "describe": disc.describe()}, run / "discriminator.pt")
+    (run / "status.json").write_text(json.dumps({"status": status, "step": 4}))
+    return run, disc
+
+
+# ----------------------------------------------------------------------------------------------
+# GAN checkpoints
+# ----------------------------------------------------------------------------------------------
+
+
+def test_gan_export_of_another_architecture_fails_clearly(tmp_path):
+    path = _gan_discriminator("resnet50").export_backbone(tmp_path / "resnet50_gan.pt", {"step": 1})
+    with pytest.raises(CheckpointError, match="resnet50"):
+        create_feature_extractor("vgg16", weights=path)
+    with pytest.raises(CheckpointError):
+        create_nr_model("vgg16", weights=path)
+    with pytest.raises(CheckpointError):
+        resolve_initializations(get_profile("smoke"), tmp_path / "runs", gan_init_config("smoke", backbones=["vgg16"]),
+                                gan_checkpoints={"vgg16": path})
+    # same backbone, but key names of another architecture
+    sd = read_backbone_export(path)
+    sd["backbone"] = "vgg16"
+    torch.save(sd, tmp_path / "renamed.pt")
+    with pytest.raises(CheckpointError, match="missing keys"):
+        create_feature_extractor("vgg16", weights=tmp_path / "renamed.pt")
+
+
+def test_gan_checkpoint_found_in_sr_runs_and_exported(tmp_path):
+    runs = tmp_path / "runs"
+    prof = get_profile("smoke")
+    run, disc = _fake_sr_run(runs, "rec_perceptual_adv-vgg16-aaa", "vgg16")
+    _fake_sr_run(runs, "disc-patch-vgg16-adv5e-03-s0-bbb", "vgg16", head="patch")
+    _fake_sr_run(runs, "a-collapsed-vgg16-ccc", "vgg16", status="collapsed")
+    _fake_sr_run(runs, "a-paper-vgg16-ddd", "vgg16", profile="paper")
+    found = find_gan_backbones("vgg16", prof, runs)
+    assert [c.sr_run for c in found] == ["rec_perceptual_adv-vgg16-aaa", "disc-patch-vgg16-adv5e-03-s0-bbb"]
+    assert not any(c.exported for c in found)  # finding writes nothing
+
+    path = gan_backbone_checkpoint("vgg16", prof, runs)
+    assert path == run / "discriminator_backbone.pt" and path.is_file()
+    header = read_backbone_export(path)
+    assert header["backbone"] == "vgg16" and header["weights_origin"] == "gan"
+    fx = create_feature_extractor("vgg16", weights=path)
+    rnd = create_feature_extractor("vgg16", weights="random")
+    key = next(iter(fx.backbone_state_dict()))
+    torch.testing.assert_close(fx.backbone_state_dict()[key], disc.backbone.backbone_state_dict()[key])
+    assert not torch.equal(fx.backbone_state_dict()[key], rnd.backbone_state_dict()[key])
+    assert find_gan_backbones("resnet50", prof, runs) == []
+    with pytest.raises(GanUnavailableError, match="resnet50"):
+        gan_backbone_checkpoint("resnet50", prof, runs, GanSourceConfig(train_if_missing=False))
+    srcs = resolve_initializations(prof, runs, gan_init_config(prof, backbones=["resnet50"], initializations=["gan"],
+                                                               **{"gan.train_if_missing": False}))
+    assert not srcs["resnet50", "gan"].available and "no discriminator checkpoint" in srcs["resnet50", "gan"].status
+
+
+def test_imagenet_is_never_replaced_by_random_weights(tmp_path):
+    prof = get_profile("smoke")
+    srcs = resolve_initializations(prof, tmp_path / "runs", gan_init_config(prof, backbones=["vgg16"],
+                                                                            initializations=["random", "imagenet"]))
+    assert srcs["vgg16", "imagenet"].weights is None
+    assert srcs["vgg16", "imagenet"].status == "skipped: imagenet (not available offline)"
+    with pytest.raises(WeightsUnavailableError):
+        resolve_initializations(prof, tmp_path / "runs", gan_init_config(prof, backbones=["vgg16"],
+                                                                         initializations=["imagenet"],
+                                                                         require_imagenet=True))
+
+
+def test_config_presets_and_validation():
+    assert gan_init_config("paper").backbones == ("vgg16", "resnet50", "dinov2_vitb14")
+    assert gan_init_config("paper").split_fractions == (0.6, 0.2, 0.2)
+    assert gan_init_config("smoke").nr_datasets == ("synthetic",)
+    assert gan_init_config("smoke", **{"nr_train.iterations": 3}).nr_train.iterations == 3
+    with pytest.raises(ConfigError):
+        gan_init_config("smoke", initializations=["pretrained"])
+    with pytest.raises(UnknownNameError):
+        gan_init_config("nope")
+    with pytest.raises(ConfigError):
+        NRTrainConfig(loss="huber")
+    with pytest.raises(ConfigError):
+        NRTrainConfig(crop=224, resize_short_side=128)
+
+
+# ----------------------------------------------------------------------------------------------
+# NR-IQA model
+# ----------------------------------------------------------------------------------------------
+
+
+def test_nr_model_trains_selects_on_val_and_checks_checkpoints(tmp_path):
+    bench = SyntheticFRBenchmark(image_names=["astronaut", "chelsea", "coffee"], distortions=["gaussian_blur"],
+                                 crop=64)
+    data = SyntheticNRDataset(bench)
+    assert (data.records["score"] == -bench.records["level"]).all()
+    train, val = data.subset(np.arange(0, 10)), data.subset(np.arange(10, 15))
+    model = create_nr_model("vgg16", seed=0, hidden=16)
+    x = torch.rand(2, 3, 64, 64)
+    assert model(x).shape == (2,)
+    cfg = NRTrainConfig(iterations=3, batch_size=4, crop=64, eval_every=2, hidden=16, log_every=1)
+    res = train_nr_model(model, train, val, cfg, seed=0, checkpoint_path=tmp_path / "best.pt")
+    assert res.best_iteration in (0, 2, 3)
+    assert [h["step"] for h in res.history if "val_srcc" in h] == [0, 2, 3]
+    assert float(model.label_mean) == pytest.approx(-3.0) and float(model.label_std) > 0
+    meta = load_nr_checkpoint(create_nr_model("vgg16", seed=1, hidden=16), tmp_path / "best.pt")
+    assert meta["iteration"] == res.best_iteration
+    with pytest.raises(CheckpointError, match="backbone"):
+        load_nr_checkpoint(create_nr_model("dinov2_vits14", hidden=16), tmp_path / "best.pt")
+    stats = evaluate_nr(model, val, groups=val.records["protocol_group"].to_numpy(), n_resamples=10)
+    assert -1 <= stats["srcc"] <= 1 and stats["n"] == 5
+
+
+# ----------------------------------------------------------------------------------------------
+# The study on a tiny synthetic set
+# ----------------------------------------------------------------------------------------------
+
+
+def test_fr_and_nr_study_tables_figures_and_reuse(tmp_path):
+    runs = tmp_path / "out" / "runs"
+    prof = get_profile("smoke", **SMALL_SYNTH)
+    _fake_sr_run(runs, "rec_perceptual_adv-vgg16-aaa", "vgg16")
+    cfg = gan_init_config(prof, backbones=["vgg16"], n_bootstrap=20,
+                          **{"nr_train.iterations": 2, "nr_train.eval_every": 2, "nr_train.hidden": 16})
+    sources = resolve_initializations(prof, runs, cfg)
+    assert [s.status for s in sources.values()] == ["ok", "ok", "skipped: imagenet (not available offline)"]
+
+    fr = run_fr_initialization(prof, runs, cfg, sources)
+    avg = fr[fr["benchmark"] == "Average"].set_index("initialization")
+    assert avg.loc["gan", "weights_source"].startswith("file(") and "discriminator_backbone.pt" in \
+        avg.loc["gan", "weights_source"]
+    assert avg.loc["random", "weights_source"] == "random(seed=0)"
+    assert np.isnan(avg.loc["imagenet", "srcc"]) and avg.loc["imagenet", "weights_source"] == "none"
+    assert avg.loc["gan", "srcc"] != avg.loc["random", "srcc"] or avg.loc["gan", "plcc"] != avg.loc["random", "plcc"]
+    t2 = table2_comparison(fr)
+    assert list(t2["initialization"]) == ["Random", "GAN", "ImageNet"]
+    assert t2.loc[0, "paper SRCC (avg)"] == pytest.approx(0.692)  # VGG-16, Random in the paper's Table 2
+    assert "smoke SRCC (avg)" in t2.columns and "SRCC" not in t2.columns
+
+    nr = run_nr_initialization(prof, runs, cfg, sources)
+    assert list(nr["initialization"]) == ["random", "gan", "imagenet"]
+    done = nr[nr["status"] == "ok"]
+    assert done["srcc"].between(-1, 1).all() and (done["n"] == 10).all()
+    assert nr["labels"].str.contains("synthetic").all()
+    run_dirs = sorted((runs / "nr_iqa").glob("synthetic-vgg16-*"))
+    assert len(run_dirs) == 2
+    parts = {k: pd.read_csv(run_dirs[0] / f"split_{k}.csv") for k in ("train", "val", "test")}
+    assert [parts[k]["group"].nunique() for k in ("train", "val", "test")] == [3, 1, 1]  # 6:2:2 of 5 contents
+    groups = [set(p["group"]) for p in parts.values()]
+    assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+    assert (run_dirs[0] / "best.pt").is_file() and (run_dirs[0] / "status.json").is_file()
+
+    table = nr_table(nr)
+    assert "smoke SRCC (test)" in table.columns and table["status"].iloc[2].startswith("skipped")
+    # finished runs are reused: same numbers, nothing retrained
+    mtimes = [(d / "results.csv").stat().st_mtime_ns for d in run_dirs]
+    again = run_nr_initialization(prof, runs, cfg, sources)
+    assert [(d / "results.csv").stat().st_mtime_ns for d in run_dirs] == mtimes
+    pd.testing.assert_series_equal(again["srcc"], nr["srcc"])
+
+    for fig, stem in ((plot_fr_initialization(fr, prof.weights), "t2"),
+                      (plot_nr_initialization(nr, "synthetic", prof.weights), "fig5")):
+        assert all(p.is_file() for p in save_figure(fig, tmp_path / "figs", stem, formats=("png",)))
