@@ -1,0 +1,256 @@
+"""Notebook 04 machinery: presets, run plan shared with notebook 02, backbone export, Table 3 layout, Fig. 7."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from asymlib.atomic import atomic_torch_save, atomic_write_json
+from asymlib.backbones import create_feature_extractor
+from asymlib.config import get_profile
+from asymlib.discriminators import create_discriminator, read_backbone_export
+from asymlib.errors import ConfigError, UnknownNameError
+from asymlib.experiments import discriminator_ablation as da
+from asymlib.experiments import sr_optimization as sro
+from asymlib.runs import Run, open_run, to_jsonable
+from asymlib.sr.config import PAPER_LAMBDAS, DiscriminatorConfig, SRTrainConfig
+from asymlib.sr.trainer import CHECKPOINT_FORMAT
+
+torch.set_num_threads(2)
+
+
+# ----------------------------------------------------------------------------------------------
+# Presets
+# ----------------------------------------------------------------------------------------------
+def test_presets_cover_the_paper_grid():
+    paper, smoke = da.discriminator_study_config_for("paper"), da.discriminator_study_config_for("smoke")
+    for cfg in (paper, smoke):
+        assert cfg.heads == ("vanilla", "patch") and cfg.sweep_head == "patch" and cfg.metric == "vgg16"
+        assert tuple(cfg.lambdas) == PAPER_LAMBDAS == (1e-2, 1.0, 5e-3)
+        lams = sorted(cfg.sweep_lambda_adv)
+        assert len(lams) >= 5 and lams[0] == 1e-3 and lams[-1] == 5e-2 and 5e-3 in lams
+        assert cfg.backbones[:2] == ("vgg16", "resnet50")
+    assert paper.backbones[2].startswith("dinov2") and smoke.backbones[2] == "dinov2_vits14"
+    assert paper.seeds == 3 and 1 <= smoke.seeds <= 2
+    assert da.discriminator_study_config_for(get_profile("smoke")) is smoke
+    assert set(da.list_discriminator_study_presets()) >= {"paper", "smoke"}
+
+
+@pytest.mark.parametrize("changes, error", [
+    ({"heads": ("vanilla", "dense")}, UnknownNameError),
+    ({"backbones": ("no_such_backbone_xyz",)}, UnknownNameError),
+    ({"seeds": 0}, ConfigError),
+    ({"sweep_lambda_adv": (0.0, 1e-3)}, ConfigError),
+    ({"train_overrides": {"iterationz": 3}}, ConfigError),
+])
+def test_invalid_configs_are_rejected(changes, error):
+    with pytest.raises(error):
+        da.discriminator_study_config_for("smoke").replace(**changes)
+    with pytest.raises(UnknownNameError, match="no discriminator-study preset"):
+        da.discriminator_study_config_for("nope")
+
+
+def test_plan_merges_ablation_and_sweep_cells():
+    prof = get_profile("smoke", seed=3)
+    cfg = da.discriminator_study_config_for("smoke").replace(seeds=2)
+    plan = da.plan_runs(prof, cfg)
+    keys = [(p.head, p.backbone, p.lambda_adv, p.seed) for p in plan]
+    assert len(keys) == len(set(keys))
+    n_bb, n_lam = len(cfg.backbones), len(cfg.sweep_lambda_adv)
+    # base + vanilla cells + patch sweep (the patch ablation cell is the sweep's lambda=5e-3, first seed)
+    assert len(plan) == 1 + n_bb + n_bb * n_lam * 2
+    assert plan[0].head == "none" and plan[0].roles == ("base",)
+    merged = [p for p in plan if p.roles == ("ablation", "sweep")]
+    assert {(p.head, p.lambda_adv, p.seed) for p in merged} == {("patch", 5e-3, 3)} and len(merged) == n_bb
+    assert {p.seed for p in plan if "sweep" in p.roles} == {3, 4}
+
+
+def test_runs_share_notebook_02_folders_when_configs_match(tmp_path):
+    prof = get_profile("smoke")
+    scfg = sro.study_config(prof)
+    dcfg = da.discriminator_study_config_for(prof)
+    stage1 = open_run(tmp_path, "sr", "stage1-l1", sro._stage1_cfg(prof, scfg))
+    ab = "initial (seed=0); notebook 01 not run"
+
+    def folder(spec):
+        name, cfg, tcfg = da._run_identity(prof, scfg, dcfg, spec, stage1, ab)
+        return open_run(tmp_path, "sr", name, cfg).path, tcfg
+
+    def nb02(setting):
+        return open_run(tmp_path, "sr", f"{setting}-vgg16", sro._stage2_cfg(prof, scfg, setting, "vgg16",
+                                                                          stage1.path.name, ab)).path
+
+    base, tb = folder(da.DiscriminatorRun("none", None, 0.0, 0, ("base",)))
+    assert base == nb02("rec+perceptual") and tb.lambda_adv == 0 and tb.lambda_rec == 1e-2
+    vanilla, tv = folder(da.DiscriminatorRun("vanilla", "vgg16", 5e-3, 0, ("ablation",)))
+    assert vanilla == nb02("rec+perceptual+adv")
+    assert (tv.discriminator.backbone, tv.discriminator.head, tv.lambda_adv) == ("vgg16", "vanilla", 5e-3)
+    patch, tp = folder(da.DiscriminatorRun("patch", "resnet50", 2e-2, 1, ("sweep",)))
+    assert patch.name.startswith("disc-patch-resnet50-adv2e-02-s1-")
+    assert (tp.discriminator.head, tp.lambda_adv, tp.iterations) == ("patch", 2e-2, scfg.stage2.iterations)
+    cfg = json.loads(json.dumps(to_jsonable(da._run_identity(
+        prof, scfg, dcfg, da.DiscriminatorRun("patch", "resnet50", 2e-2, 1, ("sweep",)), stage1, ab)[1])))
+    assert cfg["train_seed"] == 1 and cfg["stage"] == "stage2" and cfg["init_from"] == stage1.path.name
+    # seeds, heads, backbones and weights all give distinct folders
+    others = [folder(da.DiscriminatorRun(h, b, lam, s, ("sweep",)))[0]
+              for h, b, lam, s in [("patch", "vgg16", 5e-3, 0), ("patch", "vgg16", 5e-3, 1), ("patch", "vgg16", 1e-3, 0),
+                                   ("vanilla", "resnet50", 5e-3, 0)]]
+    assert len({base, vanilla, patch, *others}) == 7
+
+
+# ----------------------------------------------------------------------------------------------
+# Backbone export for notebook 03
+# ----------------------------------------------------------------------------------------------
+def _fake_run(root, name, head, lam, seed, status, *, checkpoint_only=False):
+    run = open_run(root, "sr", name, {"n": name}, tensorboard=False)
+    disc = create_discriminator("vgg16", head, seed=seed)
+    with torch.no_grad():
+        for p in disc.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # "trained": differs from the seeded init
+    train = to_jsonable(SRTrainConfig(iterations=4, lambda_adv=lam, discriminator=DiscriminatorConfig("vgg16", head)))
+    atomic_write_json(run.path / "config.json", {"profile": "smoke", "seed": 0, "train_seed": seed, "metric": "vgg16",
+                                                 "train": train})
+    state = {k: v.clone() for k, v in disc.state_dict().items()}
+    if checkpoint_only:
+        atomic_torch_save({"format": CHECKPOINT_FORMAT, "generator": {}, "ema": {}, "opt_g": {}, "sched_g": {},
+                           "step": 2, "rng": [], "sampler": {}, "discriminator": state}, run.path / "checkpoint.pt")
+    else:
+        atomic_torch_save({"state_dict": state, "step": 4, "describe": disc.describe()}, run.path / "discriminator.pt")
+    run.finish(status, step=2 if checkpoint_only else 4)
+    return run, disc
+
+
+def test_export_loads_in_notebook_03_and_is_listed(tmp_path):
+    run, disc = _fake_run(tmp_path, "disc-patch-vgg16", "patch", 1e-2, 1, "finished")
+    path = da.export_discriminator_backbone(run.path, {"roles": ["sweep"]})
+    assert path == run.path / da.BACKBONE_EXPORT_NAME
+    obj = read_backbone_export(path)
+    assert obj["format"] == "asymlib.backbone.v1" and obj["weights_origin"] == "gan" and obj["head"] == "patch"
+    meta = obj["metadata"]
+    assert (meta["backbone"], meta["head"], meta["lambda_adv"], meta["seed"], meta["status"], meta["step"]) == (
+        "vgg16", "patch", 1e-2, 1, "finished", 4)
+    fx = create_feature_extractor("vgg16", weights=path)
+    ref = disc.backbone.backbone_state_dict()
+    got = fx.backbone_state_dict()
+    assert set(got) == set(ref) and all(torch.equal(got[k], ref[k]) for k in ref)
+
+    # a collapsed run exports the discriminator of its last checkpoint, labelled as such
+    crun, _ = _fake_run(tmp_path, "disc-vanilla-vgg16", "vanilla", 5e-2, 0, "collapsed", checkpoint_only=True)
+    da.export_discriminator_backbone(crun.path)
+    # a run without a discriminator exports nothing
+    base = open_run(tmp_path, "sr", "base", {"b": 1}, tensorboard=False)
+    atomic_write_json(base.path / "config.json", {"train": to_jsonable(SRTrainConfig(lambda_adv=0.0))})
+    assert da.export_discriminator_backbone(base.path) is None
+
+    gan = da.list_gan_backbones(tmp_path)
+    assert list(gan.columns[:5]) == ["backbone", "head", "lambda3", "seed", "path"]
+    assert gan[["head", "lambda3", "seed", "status", "step"]].values.tolist() == [
+        ["patch", 1e-2, 1, "finished", 4], ["vanilla", 5e-2, 0, "collapsed", 2]]
+    assert len(da.list_gan_backbones(tmp_path, include_collapsed=False)) == 1
+    assert da.list_gan_backbones(tmp_path / "empty").empty
+
+
+# ----------------------------------------------------------------------------------------------
+# Table 3 and figures (synthetic results)
+# ----------------------------------------------------------------------------------------------
+def _synthetic_result(tmp_path, seeds=2):
+    cfg = da.discriminator_study_config_for("smoke").replace(seeds=seeds)
+    prof = get_profile("smoke")
+    rng = np.random.default_rng(0)
+    runs, summary, curves = [], [], []
+    for i, spec in enumerate(da.plan_runs(prof, cfg)):
+        collapsed = spec.backbone == "dinov2_vits14" and spec.lambda_adv == 5e-2
+        rid = f"run{i}"
+        runs.append({"head": spec.head, "backbone": spec.backbone, "display": da._display_backbone(spec.backbone),
+                     "lambda_adv": spec.lambda_adv, "seed": spec.seed, "roles": "+".join(spec.roles),
+                     "status": "collapsed" if collapsed else "finished", "step": 2 if collapsed else 4, "reason": "",
+                     "run_id": rid, "run_dir": str(tmp_path / rid), "export": ""})
+        if not collapsed:
+            piqe = 40 + rng.normal()
+            summary += [{"run_id": rid, "evaluator": "PIQE", "kind": "nr", "score": piqe},
+                        {"run_id": rid, "evaluator": "PSNR", "kind": "fr", "score": 20.0},
+                        {"run_id": rid, "evaluator": "Average", "kind": "nr", "score": piqe}]
+        if spec.head != "none":
+            for step in range(1, (3 if collapsed else 5)):
+                curves.append({"run_id": rid, "head": spec.head, "backbone": spec.backbone,
+                               "display": da._display_backbone(spec.backbone), "lambda_adv": spec.lambda_adv,
+                               "seed": spec.seed, "status": runs[-1]["status"], "step": step,
+                               "d_gap": rng.normal(), "grad_norm_g": abs(rng.normal()) + 0.1})
+    runs_df, summary_df = pd.DataFrame(runs), pd.DataFrame(summary)
+    from asymlib.sr.config import sr_config_for
+
+    return da.DiscriminatorStudyResult("smoke", "random", cfg, sr_config_for("smoke"), runs_df, pd.DataFrame(),
+                                       summary_df, da.table3(runs_df, summary_df), pd.DataFrame(curves),
+                                       pd.DataFrame(), {}, "initial")
+
+
+def test_table3_layout_labels_every_column(tmp_path):
+    res = _synthetic_result(tmp_path)
+    t = res.table
+    assert set(t["head"]) == {"vanilla", "patch", "none"} and set(t["evaluator"]) == {"PIQE", "PSNR", "Average"}
+    assert set(t["backbone"]) == {"VGG-16", "ResNet-50", "DINOv2", "w/o (base)"}
+    assert len(t) == 7 * 3  # 6 ablation cells + base, one row per evaluator
+    wide = da.table3_comparison(t, "smoke")
+    assert list(wide.index) == [("Vanilla", "VGG-16"), ("Vanilla", "ResNet-50"), ("Vanilla", "DINOv2"),
+                                ("Patch-level", "VGG-16"), ("Patch-level", "ResNet-50"), ("Patch-level", "DINOv2"),
+                                ("w/o", "w/o (base)")]
+    assert all(c.startswith(("paper ", "smoke ")) for c in wide.columns)
+    assert [c for c in wide.columns if c.startswith("paper ")] == [
+        "paper MANIQA", "paper LIQE", "paper DeQA", "paper VQ-R1", "paper Average"]
+    assert wide.loc[("Patch-level", "ResNet-50"), "paper Average"] == pytest.approx(63.92)
+    assert wide.loc[("Patch-level", "DINOv2"), "smoke backbone"] == "DINOv2 ViT-S/14"
+    mine = t[(t["head"] == "vanilla") & (t["backbone"] == "VGG-16") & (t["evaluator"] == "Average")]["score"].item()
+    assert wide.loc[("Vanilla", "VGG-16"), "smoke Average"] == pytest.approx(mine)
+
+
+def test_fig7_marks_collapsed_runs_and_shows_seed_spread(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = _synthetic_result(tmp_path, seeds=2)
+    sw = res.sweep
+    assert len(sw) == 3 * 5 * 2 and sw.loc[sw["status"] == "collapsed", "nr_average"].isna().all()
+    fig = da.plot_fig7(res)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    xs = [ln for ln in ax.lines if ln.get_marker() == "x"]
+    assert len(xs) == 2  # DINOv2 at lambda3 = 5e-2, both seeds
+    assert ax.collections, "seed spread band missing"
+    assert any("collapsed" in t.get_text() for t in ax.get_legend().get_texts())
+    assert "SMOKE PROFILE" in fig._suptitle.get_text()
+    dyn = da.plot_training_dynamics(res)
+    assert len(dyn.axes) >= 2 * 3
+    plt.close("all")
+
+
+# ----------------------------------------------------------------------------------------------
+# End to end on a tiny schedule: train, export, reuse
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_tiny_study_trains_exports_and_reuses_runs(tmp_path):
+    prof = get_profile("smoke")
+    scfg = sro.study_config(prof, iterations=1, stage1_iterations=1).replace(
+        **{"stage2.checkpoint_every": 1, "stage1.checkpoint_every": 1, "data.sample_images": 0})
+    dcfg = da.discriminator_study_config_for(prof).replace(backbones=("vgg16",), heads=("patch",),
+                                                            sweep_lambda_adv=(5e-3,))
+    res = da.run_discriminator_study(prof, tmp_path, dcfg, scfg, progress=False, evaluate=False)
+    assert list(res.runs["roles"]) == ["base", "ablation+sweep"]
+    assert (res.runs["status"] == "finished").all() and (res.runs["step"] == 1).all()
+    base, patch = res.runs["run_id"]
+    assert base.startswith("rec_perceptual-vgg16-") and patch.startswith("disc-patch-vgg16-adv5e-03-s0-")
+    assert (tmp_path / "runs" / "sr" / patch / da.BACKBONE_EXPORT_NAME).is_file()
+    gan = da.list_gan_backbones(tmp_path / "runs")
+    assert gan[["backbone", "head", "lambda3", "seed", "status"]].values.tolist() == [
+        ["vgg16", "patch", 5e-3, 0, "finished"]]
+    cur = res.curves
+    assert set(cur["run_id"]) == {patch} and np.isfinite(cur["d_gap"]).all()
+    assert cur["grad_norm_g"].gt(0).all()  # recorded through the trainer's on_step callback
+    stamps = {r: Run(tmp_path / "runs" / "sr" / r, {}).status for r in res.runs["run_id"]}
+    again = da.run_discriminator_study(prof, tmp_path, dcfg, scfg, progress=False, evaluate=False)
+    assert list(again.runs["run_id"]) == list(res.runs["run_id"])
+    assert {r: Run(tmp_path / "runs" / "sr" / r, {}).status for r in again.runs["run_id"]} == stamps
