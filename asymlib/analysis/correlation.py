@@ -95,7 +95,8 @@ def correlation_table(data: pd.DataFrame, x: str = "iqa_srcc", y: str = "sr_qual
 def plot_iqa_vs_optimization(data: pd.DataFrame, profile: str, weights: str, x: str = "iqa_srcc",
                              y: str = "sr_quality", setting: str = "setting", metric: str = "metric",
                              stats: pd.DataFrame | None = None, paper: pd.DataFrame | None = None,
-                             n_resamples: int = 2000, seed: int = 0, level: float = 0.95, sharey: bool = True):
+                             n_resamples: int = 2000, seed: int = 0, level: float = 0.95, sharey: bool = True,
+                             x_label: str = "average IQA SRCC"):
     """Facet plot of Fig. 3: one panel per setting, one labelled point per metric, Spearman rho and its
     bootstrap interval in the panel title, the profile banner in the figure title.
 
@@ -106,6 +107,7 @@ def plot_iqa_vs_optimization(data: pd.DataFrame, profile: str, weights: str, x: 
         paper: optional paper points (e.g. :func:`paper_correlation_data`), drawn as gray crosses, and only
             when ``profile == "paper"`` (smoke numbers are never put beside the paper's).
         sharey: share the y axis across panels (shows the tighter clustering with adversarial loss).
+        x_label: label of the x axes (say which IQA statistic ``x`` holds).
 
     Returns:
         The matplotlib figure.
@@ -141,7 +143,7 @@ def plot_iqa_vs_optimization(data: pd.DataFrame, profile: str, weights: str, x: 
         rho = f"{row['srcc']:.2f}" if math.isfinite(row["srcc"]) else "n/a"
         name = textwrap.fill(s.replace("+", " + "), 34)
         ax.set_title(f"{name}\nSpearman {rho}, {int(level * 100)}% CI {ci} (n={int(row['n'])})", fontsize=8)
-        ax.set_xlabel("average IQA SRCC", fontsize=8)
+        ax.set_xlabel(x_label, fontsize=8)
         if i % ncols == 0:
             ax.set_ylabel("average SR visual quality", fontsize=8)
         ax.tick_params(labelsize=7)

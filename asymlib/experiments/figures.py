@@ -1,0 +1,567 @@
+"""Notebook 05: the paper's tables and figures from the results of notebooks 01-04, plus visual analyses.
+
+Nothing here retrains the study's models. Tables and Fig. 3 are built from the tidy CSV files that notebooks
+01-04 write under ``<output>/tables``; the SR outputs of the comparison widget are the PNG files of notebook
+02's evaluation runs; the discriminator of Fig. 14 is a backbone exported by notebook 04. The visual analyses
+(image recovery, texture synthesis, the autoencoder) optimize images or a small autoencoder with the study's
+metrics; each is a cached run under ``<output>/runs/analysis`` so a re-executed notebook reuses it.
+
+- :func:`load_study_tables`: the results of notebooks 01-04 (a missing file names the notebook to run).
+- :func:`paper_tables`: Tables 1-4 as ``paper | ours | delta`` with the paper's best/second marking.
+- :func:`fig3_data`: one point per (setting, metric): IQA accuracy (Table 4) vs SR quality (Table 1).
+- :func:`run_recovery`, :func:`run_texture_synthesis`, :func:`run_autoencoder`, :func:`discriminator_feature_maps`.
+- :func:`comparison_inputs`: LR / HR / SR images and scores for :class:`~asymlib.widgets.ComparisonWidget`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..atomic import atomic_torch_save
+from ..config import Profile
+from ..errors import ConfigError, UnknownNameError
+from ..imageio import load_image
+from ..provenance import provenance
+from ..reporting import load_paper_table, profile_banner
+from ..runs import open_run
+from ..sr.config import SR_SETTINGS
+
+__all__ = [
+    "FiguresConfig", "figures_config_for", "register_figures_preset", "StudyTables", "load_study_tables",
+    "TableComparison", "compare_with_paper", "paper_tables", "fig3_data", "study_metric", "run_recovery",
+    "run_texture_synthesis", "run_autoencoder", "discriminator_feature_maps", "comparison_inputs",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FiguresConfig:
+    """What notebook 05 computes beyond reading notebooks 01-04.
+
+    Attributes:
+        iqa_statistic: x axis of Fig. 3, a column of notebook 01's results (``srcc`` as in the paper; the
+            smoke benchmark's within-group SRCC saturates at 1 for every metric, so smoke uses ``plcc``).
+        n_bootstrap: resamples of the Fig. 3 intervals.
+        recovery_metrics, recovery_inits, recovery_image, recovery_size, recovery_steps: Fig. 12-13.
+        texture_metrics, texture_size, texture_steps: Fig. 15 (the exemplars are the embedded textures).
+        featuremap_backbones, featuremap_head, featuremap_image, featuremap_size: Fig. 14.
+        ae_preset, ae_objectives, ae_metric, ae_discriminator, ae_steps, ae_lr, ae_batch, ae_crop, ae_images:
+            Fig. 16 (``ae_lr`` is the Adam rate of autoencoder and discriminator; paper: SR's 2e-4).
+        widget_images: at most this many images in the comparison widget.
+    """
+
+    iqa_statistic: str = "srcc"
+    n_bootstrap: int = 2000
+    recovery_metrics: tuple[str, ...] = ("vgg16", "clip_vit_b16")
+    recovery_inits: tuple[str, ...] = ("noise", "blur")
+    recovery_image: str = "chelsea"
+    recovery_size: int = 256
+    recovery_steps: int = 1000
+    texture_metrics: tuple[str, ...] = ("vgg16", "dinov2_vitb14")
+    texture_size: int = 256
+    texture_steps: int = 1000
+    featuremap_backbones: tuple[str, ...] = ("vgg16", "dinov2_vitb14")
+    featuremap_head: str = "patch"
+    featuremap_image: str = "astronaut"
+    featuremap_size: int = 224
+    ae_preset: str = "base"
+    ae_objectives: tuple[str, ...] = ("rec", "per", "rec_per", "per_adv", "rec_per_adv")
+    ae_metric: str = "vgg16"
+    ae_discriminator: str = "vgg16"
+    ae_steps: int = 5000
+    ae_lr: float = 2e-4
+    ae_batch: int = 16
+    ae_crop: int = 128
+    ae_images: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")
+    widget_images: int = 8
+
+    def replace(self, **changes: Any) -> "FiguresConfig":
+        names = {f.name for f in dataclasses.fields(self)}
+        bad = sorted(set(changes) - names)
+        if bad:
+            raise ConfigError(f"FiguresConfig has no field(s) {bad}; fields: {sorted(names)}")
+        return dataclasses.replace(self, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
+
+
+_PRESETS: dict[str, FiguresConfig] = {}
+
+
+def register_figures_preset(profile: str, config: FiguresConfig) -> FiguresConfig:
+    _PRESETS[profile] = config
+    return config
+
+
+register_figures_preset("paper", FiguresConfig())
+register_figures_preset("smoke", FiguresConfig(
+    iqa_statistic="plcc", n_bootstrap=1000,
+    recovery_size=64, recovery_steps=30,
+    texture_metrics=("vgg16", "dinov2_vits14"), texture_size=64, texture_steps=30,
+    featuremap_backbones=("vgg16", "dinov2_vits14"), featuremap_size=112,
+    ae_preset="tiny", ae_steps=40, ae_lr=3e-3, ae_batch=2, ae_crop=64, ae_images=("astronaut", "chelsea"),
+    widget_images=4,
+))
+
+
+def figures_config_for(profile: Profile | str, **overrides: Any) -> FiguresConfig:
+    """The profile's notebook-05 preset with overrides whose value is not None."""
+    name = profile if isinstance(profile, str) else profile.name
+    if name not in _PRESETS:
+        raise UnknownNameError(f"no notebook-05 preset for profile {name!r}; available: {sorted(_PRESETS)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return _PRESETS[name].replace(**changes) if changes else _PRESETS[name]
+
+
+# ----------------------------------------------------------------------------------------------
+# Results of notebooks 01-04
+# ----------------------------------------------------------------------------------------------
+_STUDY_FILES = {  # attribute -> (file under <output>/tables, notebook that writes it)
+    "metrics": ("metric_study_results.csv", "01_metric_construction"),
+    "table1": ("table1_sr_nriqa_by_objective.csv", "02_sr_optimization"),
+    "sr_scores": ("sr_nriqa_scores.csv", "02_sr_optimization"),
+    "fr_init": ("fr_iqa_by_initialization_results.csv", "03_gan_initialization"),
+    "table3": ("table3_sr_nriqa_by_discriminator.csv", "04_discriminator_ablation"),
+    "gan_backbones": ("gan_backbones.csv", "04_discriminator_ablation"),
+}
+
+
+@dataclass
+class StudyTables:
+    """Tidy results of notebooks 01-04 (see each notebook's tables) and the profile that produced them."""
+
+    metrics: pd.DataFrame
+    table1: pd.DataFrame
+    sr_scores: pd.DataFrame
+    fr_init: pd.DataFrame
+    table3: pd.DataFrame
+    gan_backbones: pd.DataFrame
+    profile: str
+    weights: str
+
+    @property
+    def banner(self) -> str:
+        return profile_banner(self.profile, self.weights)
+
+
+def load_study_tables(output_dir: str | Path, profile: Profile) -> StudyTables:
+    """Read the tables notebooks 01-04 wrote under ``output_dir/tables``.
+
+    Raises:
+        FileNotFoundError: a table is missing; the message names it and the notebook that writes it.
+        ConfigError: a table was produced by another profile than ``profile``.
+    """
+    folder = Path(output_dir) / "tables"
+    frames: dict[str, pd.DataFrame] = {}
+    for attr, (name, notebook) in _STUDY_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run notebook {notebook} with profile {profile.name!r} "
+                                    f"and output {output_dir} first (notebook 05 never retrains)")
+        frames[attr] = pd.read_csv(path)
+    for attr in ("metrics", "sr_scores", "fr_init"):
+        found = set(frames[attr]["profile"].dropna().astype(str)) if "profile" in frames[attr] else set()
+        if found and found != {profile.name}:
+            raise ConfigError(f"{folder / _STUDY_FILES[attr][0]} holds results of profile(s) {sorted(found)}, "
+                              f"not {profile.name!r}; use the output folder of a {profile.name} study")
+    return StudyTables(**frames, profile=profile.name, weights=profile.weights)
+
+
+# ----------------------------------------------------------------------------------------------
+# Paper vs ours
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TableComparison:
+    """One of the paper's tables rebuilt from our results.
+
+    ``long`` has one row per cell: the key columns, ``paper``, ``ours``, ``delta`` (ours - paper, where both
+    exist) and ``paper_rank`` / ``ours_rank`` (1 = best, 2 = second within the cell's group, as the paper
+    bolds and underlines). ``index`` and ``columns`` say how :meth:`wide` lays it out.
+    """
+
+    number: int
+    title: str
+    long: pd.DataFrame
+    index: list[str]
+    columns: list[str]
+    profile: str
+    weights: str
+
+    @property
+    def banner(self) -> str:
+        return profile_banner(self.profile, self.weights)
+
+    def _sources(self) -> dict[str, str]:
+        return {"paper": "paper", "ours": f"ours ({self.profile})", "delta": "delta"}
+
+    def _order(self, keys: list[str]) -> pd.Index:
+        """Distinct key combinations in order of appearance (the paper's order first)."""
+        combos = self.long[keys].drop_duplicates()
+        return pd.MultiIndex.from_frame(combos) if len(keys) > 1 else pd.Index(combos[keys[0]], name=keys[0])
+
+    def _grid(self, value: str) -> pd.DataFrame:
+        grid = self.long.pivot_table(index=self.index, columns=self.columns, values=value, aggfunc="first",
+                                     dropna=False)
+        return grid.reindex(index=self._order(self.index), columns=self._order(self.columns))
+
+    def _assemble(self, grids: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        data = {}
+        for col in self._order(self.columns):
+            for label, grid in grids.items():
+                data[(*col, label) if isinstance(col, tuple) else (col, label)] = grid[col]
+        wide = pd.DataFrame(data, index=self._order(self.index))
+        wide.columns = pd.MultiIndex.from_tuples(list(data), names=[*self.columns, "source"])
+        return wide
+
+    def wide(self) -> pd.DataFrame:
+        """Rows ``index``; columns ``(column keys..., source)`` with source ``paper``, ``ours (<profile>)``, ``delta``."""
+        return self._assemble({label: self._grid(value) for value, label in self._sources().items()})
+
+    def styled(self, precision: int = 3):
+        """The wide table with the paper's marking: best **bold**, second underlined, for paper and ours
+        separately; the caption is the profile banner."""
+        src = self._sources()
+        ranks = {src["paper"]: self._grid("paper_rank"), src["ours"]: self._grid("ours_rank")}
+        none = self._grid("paper_rank") * np.nan
+        rank_wide = self._assemble({label: ranks.get(label, none) for label in src.values()})
+        css = pd.DataFrame(np.where(rank_wide == 1, "font-weight: bold",
+                                    np.where(rank_wide == 2, "text-decoration: underline", "")),
+                           index=rank_wide.index, columns=rank_wide.columns)
+        return (self.wide().style.format(precision=precision, na_rep="-").apply(lambda _: css, axis=None)
+                .set_caption(f"Table {self.number}: {self.title}. {self.banner}"))
+
+
+def compare_with_paper(number: int, title: str, paper: pd.DataFrame, ours: pd.DataFrame, keys: Sequence[str],
+                       item: str, index: Sequence[str], columns: Sequence[str], profile: str, weights: str,
+                       unranked: Sequence[str] = (), higher_is_better: bool = True) -> TableComparison:
+    """Align the paper's and our values of one table on ``keys`` (outer join; both frames have ``value``).
+
+    Ranks are computed over ``item`` within each group of the other keys, leaving out the items in
+    ``unranked`` (e.g. Table 1's ``Std.``, ``L1`` and ``Ref.`` columns).
+    """
+    keys = list(keys)
+    for name, df in (("paper", paper), ("ours", ours)):
+        missing = [k for k in [*keys, "value"] if k not in df.columns]
+        if missing:
+            raise ConfigError(f"{name} rows of Table {number} lack column(s) {missing}")
+    merged = pd.merge(paper[[*keys, "value"]].rename(columns={"value": "paper"}),
+                      ours[[*keys, "value"]].rename(columns={"value": "ours"}), on=keys, how="outer")
+    # an outer merge sorts its keys; tables read in the paper's order, then our extra rows
+    order = pd.concat([paper[keys], ours[keys]]).drop_duplicates().reset_index(drop=True)
+    merged = (order.assign(_pos=np.arange(len(order))).merge(merged, on=keys, how="right")
+              .sort_values("_pos", kind="stable").drop(columns="_pos").reset_index(drop=True))
+    merged["delta"] = merged["ours"] - merged["paper"]
+    group = [k for k in keys if k != item]
+    rankable = ~merged[item].isin(list(unranked))
+    for value in ("paper", "ours"):
+        ranked = merged[rankable].groupby(group, dropna=False, sort=False)[value].rank(
+            ascending=not higher_is_better, method="min")
+        merged[f"{value}_rank"] = ranked.reindex(merged.index)
+    return TableComparison(number, title, merged, list(index), list(columns), profile, weights)
+
+
+def _setting_label(key: Any) -> Any:
+    return SR_SETTINGS[key].paper_label if isinstance(key, str) and key in SR_SETTINGS else key
+
+
+def _melt_statistics(df: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    out = df.melt(id_vars=ids, value_vars=["srcc", "plcc"], var_name="statistic", value_name="value")
+    out["statistic"] = out["statistic"].str.upper()
+    return out
+
+
+def paper_tables(tables: StudyTables) -> dict[int, TableComparison]:
+    """Tables 1-4 of the paper beside ours (see :class:`TableComparison`).
+
+    Our cells use our evaluators and benchmarks; where they are not the paper's (smoke: PIQE, synthetic
+    levels) the rows stand apart and only shared cells (e.g. ``Average``) get a delta, under the banner.
+    """
+    prof, w = tables.profile, tables.weights
+    out: dict[int, TableComparison] = {}
+
+    p1 = load_paper_table(1).rename(columns={"nr_iqa": "evaluator", "score": "value"})
+    o1 = tables.table1.assign(setting=tables.table1["setting"].map(_setting_label)).rename(columns={"score": "value"})
+    out[1] = compare_with_paper(1, "NR-IQA of SR outputs per objective and perceptual metric", p1, o1,
+                                ["setting", "evaluator", "column"], "column", ["setting", "evaluator"], ["column"],
+                                prof, w, unranked=("Std.", "L1", "Ref."))
+
+    p2 = _melt_statistics(load_paper_table(2), ["backbone", "initialization", "benchmark"])
+    fr = tables.fr_init[tables.fr_init["status"].eq("ok")] if "status" in tables.fr_init else tables.fr_init
+    o2 = _melt_statistics(pd.DataFrame({"backbone": fr["paper_backbone"], "initialization": fr["init_display"],
+                                        "benchmark": fr["benchmark"], "srcc": fr["srcc"], "plcc": fr["plcc"]}),
+                          ["backbone", "initialization", "benchmark"])
+    out[2] = compare_with_paper(2, "FR-IQA by backbone initialization", p2, o2,
+                                ["backbone", "initialization", "benchmark", "statistic"], "initialization",
+                                ["backbone", "initialization"], ["benchmark", "statistic"], prof, w)
+
+    p3 = load_paper_table(3).rename(columns={"nr_iqa": "evaluator", "score": "value"})
+    t3 = tables.table3[tables.table3["status"].eq("finished")] if "status" in tables.table3 else tables.table3
+    o3 = t3.rename(columns={"score": "value"})
+    o3 = o3.assign(backbone=np.where(o3["head"].eq("none"), "w/o (base)", o3["backbone"]))
+    out[3] = compare_with_paper(3, "NR-IQA of SR outputs per discriminator", p3, o3,
+                                ["head", "backbone", "evaluator"], "backbone", ["head", "backbone"], ["evaluator"],
+                                prof, w)
+    # the paper ranks heads x backbones together within each evaluator column
+    for value in ("paper", "ours"):
+        out[3].long[f"{value}_rank"] = out[3].long.groupby("evaluator")[value].rank(ascending=False, method="min")
+
+    p4 = _melt_statistics(load_paper_table(4), ["backbone", "benchmark"])
+    m = tables.metrics
+    o4 = _melt_statistics(pd.DataFrame({"backbone": m["display"], "benchmark": m["benchmark"], "srcc": m["srcc"],
+                                        "plcc": m["plcc"]}), ["backbone", "benchmark"])
+    out[4] = compare_with_paper(4, "FR-IQA of the DISTS-style metrics by backbone", p4, o4,
+                                ["backbone", "benchmark", "statistic"], "backbone", ["backbone"],
+                                ["benchmark", "statistic"], prof, w)
+    return out
+
+
+def fig3_data(tables: StudyTables, statistic: str = "srcc", evaluator: str = "Average") -> pd.DataFrame:
+    """Fig. 3 points from our results: ``setting`` (paper label), ``metric``, ``iqa_srcc`` = the metric's
+    average ``statistic`` over notebook 01's benchmarks, ``sr_quality`` = Table 1's ``evaluator`` row.
+
+    The x column keeps the name ``iqa_srcc`` that :mod:`asymlib.analysis.correlation` expects; ``statistic``
+    is recorded in the ``iqa_statistic`` column. Collapsed runs (no score) are left out.
+    """
+    m = tables.metrics
+    if statistic not in m.columns:
+        raise ConfigError(f"notebook 01 results have no column {statistic!r}; use one of srcc, krcc, plcc")
+    x = m[m["benchmark"] == "Average"].set_index("display")[statistic]
+    t1 = tables.table1
+    if not (t1["evaluator"] == evaluator).any():
+        raise ConfigError(f"Table 1 has no {evaluator!r} row; rows: {sorted(t1['evaluator'].unique())}")
+    y = t1[(t1["evaluator"] == evaluator) & t1["column"].isin(x.index)]
+    df = pd.DataFrame({"setting": y["setting"].map(_setting_label), "metric": y["column"],
+                       "iqa_srcc": y["column"].map(x), "sr_quality": y["score"]})
+    df["iqa_statistic"] = statistic
+    return df.dropna(subset=["iqa_srcc", "sr_quality"]).reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Cached analyses
+# ----------------------------------------------------------------------------------------------
+def study_metric(key: str, profile: Profile, runs_dir: str | Path) -> tuple[torch.nn.Module, str]:
+    """The study's metric ``key`` (a paper preset or a backbone name) with notebook 01's trained alpha/beta when
+    that run exists; returns ``(metric, alpha/beta source)``. Frozen, in eval mode."""
+    from .sr_optimization import _MetricCache, study_config
+
+    cache = _MetricCache(profile, study_config(profile).replace(alpha_beta="trained_if_available"), Path(runs_dir))
+    return cache.get(key), cache.source(key)[1]
+
+
+def _cached(runs_dir: str | Path, name: str, config: dict[str, Any], profile: Profile,
+            compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``compute`` once per config under ``runs_dir/analysis`` (tensors, numbers, strings and lists)."""
+    run = open_run(runs_dir, "analysis", name, {"study": "figures", "profile": profile.name, "seed": profile.seed,
+                                                **config}, tensorboard=False)
+    path = run.path / "result.pt"
+    if run.finished and path.is_file():
+        return torch.load(path, weights_only=True)
+    run.start(provenance(profile.name, profile.seed, analysis=name))
+    result = compute()
+    atomic_torch_save(result, path)
+    run.finish("finished")
+    return result
+
+
+def _reference_image(name: str, size: int) -> torch.Tensor:
+    from ..analysis import fit_image
+    from ..data.corpus import embedded_images
+
+    return fit_image(embedded_images([name])[name], size)
+
+
+def run_recovery(profile: Profile, runs_dir: str | Path, cfg: FiguresConfig, progress: bool = True
+                 ) -> dict[str, Any]:
+    """Fig. 12-13: recover ``cfg.recovery_image`` with every metric from every start.
+
+    Returns ``{"reference": (1,3,H,W), "results": {"<metric display> / <init>": RecoveryResult}, "sources":
+    {metric display: alpha/beta source}}``.
+    """
+    from ..analysis import RecoveryResult, recover_image
+    from ..metrics.registry import get_metric_preset
+
+    ref = _reference_image(cfg.recovery_image, cfg.recovery_size)
+    results: dict[str, RecoveryResult] = {}
+    sources: dict[str, str] = {}
+    for key in cfg.recovery_metrics:
+        display = get_metric_preset(key).display
+        metric = None
+        for init in cfg.recovery_inits:
+            conf = {"metric": key, "weights": profile.weights, "init": init, "image": cfg.recovery_image,
+                    "size": cfg.recovery_size, "steps": cfg.recovery_steps}
+
+            def compute(init: str = init) -> dict[str, Any]:
+                nonlocal metric
+                if metric is None:
+                    metric, sources[display] = study_metric(key, profile, runs_dir)
+                res = recover_image(metric, ref, init=init, steps=cfg.recovery_steps, seed=profile.seed,
+                                    progress=progress, label=f"{display} / {init}")
+                return {"image": res.image, "initial": res.initial, "losses": list(map(float, res.losses)),
+                        "gradient": res.gradient, "seconds": float(res.seconds), "source": sources[display]}
+
+            d = _cached(runs_dir, f"recovery-{key}-{init}", conf, profile, compute)
+            sources[display] = d["source"]
+            results[f"{display} / {init}"] = RecoveryResult(image=d["image"], initial=d["initial"], losses=d["losses"],
+                                                            gradient=d["gradient"], seconds=d["seconds"],
+                                                            label=f"{display} / {init}")
+    return {"reference": ref, "results": results, "sources": sources}
+
+
+def run_texture_synthesis(profile: Profile, runs_dir: str | Path, cfg: FiguresConfig, progress: bool = True
+                          ) -> dict[str, dict[str, Any]]:
+    """Fig. 15: synthesize every embedded texture with every metric's texture term.
+
+    Returns ``{metric display: {texture: TextureResult}}``.
+    """
+    from ..analysis import TextureResult, fit_image, synthesize_texture
+    from ..data.corpus import embedded_textures
+    from ..metrics.registry import get_metric_preset
+
+    textures = {k: fit_image(v, cfg.texture_size) for k, v in embedded_textures().items()}
+    out: dict[str, dict[str, Any]] = {}
+    for key in cfg.texture_metrics:
+        display = get_metric_preset(key).display
+        out[display] = {}
+        metric = None
+        for tex, exemplar in textures.items():
+            conf = {"metric": key, "weights": profile.weights, "texture": tex, "size": cfg.texture_size,
+                    "steps": cfg.texture_steps}
+
+            def compute(exemplar: torch.Tensor = exemplar, tex: str = tex) -> dict[str, Any]:
+                nonlocal metric
+                if metric is None:
+                    metric = study_metric(key, profile, runs_dir)[0]
+                res = synthesize_texture(metric, exemplar, steps=cfg.texture_steps, seed=profile.seed,
+                                         progress=progress, label=f"{display} / {tex}")
+                return {"image": res.image, "initial": res.initial, "losses": list(map(float, res.losses)),
+                        "seconds": float(res.seconds)}
+
+            d = _cached(runs_dir, f"texture-{key}-{tex}", conf, profile, compute)
+            out[display][tex] = TextureResult(image=d["image"], exemplar=exemplar, initial=d["initial"],
+                                              losses=d["losses"], seconds=d["seconds"], label=f"{display} / {tex}")
+    return out
+
+
+def run_autoencoder(profile: Profile, runs_dir: str | Path, cfg: FiguresConfig, progress: bool = True
+                    ) -> dict[str, Any]:
+    """Fig. 16: a convolutional autoencoder trained with each objective setting (same lambdas as SR).
+
+    Returns ``{"originals": {image: (3,H,W)}, "reconstructions": {setting display: {image: (3,H,W)}},
+    "logs": {setting display: DataFrame}}``.
+    """
+    from ..analysis import AETrainConfig, create_autoencoder, fit_image, get_objective, reconstruct, train_autoencoder
+    from ..data.corpus import embedded_images
+    from ..discriminators import create_discriminator
+
+    originals = {k: fit_image(v, cfg.ae_crop * 2) for k, v in embedded_images(list(cfg.ae_images)).items()}
+    train_cfg = AETrainConfig(steps=cfg.ae_steps, batch_size=cfg.ae_batch, crop=cfg.ae_crop, lr=cfg.ae_lr,
+                              d_lr=cfg.ae_lr, seed=profile.seed, log_every=max(1, cfg.ae_steps // 10))
+    recon: dict[str, dict[str, torch.Tensor]] = {}
+    logs: dict[str, pd.DataFrame] = {}
+    metric = None
+    for setting in cfg.ae_objectives:
+        obj = get_objective(setting)
+        conf = {"objective": setting, "preset": cfg.ae_preset, "metric": cfg.ae_metric if obj.needs_metric else None,
+                "discriminator": cfg.ae_discriminator if obj.needs_discriminator else None,
+                "weights": profile.weights, "train": dataclasses.asdict(train_cfg), "images": list(cfg.ae_images)}
+
+        def compute(obj: Any = obj, setting: str = setting) -> dict[str, Any]:
+            nonlocal metric
+            if obj.needs_metric and metric is None:
+                metric = study_metric(cfg.ae_metric, profile, runs_dir)[0]
+            model = create_autoencoder(cfg.ae_preset, seed=profile.seed)
+            disc = (create_discriminator(cfg.ae_discriminator, cfg.featuremap_head, seed=profile.seed)
+                    if obj.needs_discriminator else None)
+            res = train_autoencoder(model, originals, setting, metric=metric if obj.needs_metric else None,
+                                    discriminator=disc, config=train_cfg, progress=progress)
+            rec = reconstruct(res.model, originals)
+            return {"names": list(rec), "images": torch.stack(list(rec.values())),
+                    "log": {c: res.log[c].astype(float).tolist() for c in res.log.columns}}
+
+        d = _cached(runs_dir, f"autoencoder-{setting}", conf, profile, compute)
+        recon[obj.display] = dict(zip(d["names"], d["images"]))
+        logs[obj.display] = pd.DataFrame(d["log"])
+    return {"originals": originals, "reconstructions": recon, "logs": logs}
+
+
+def discriminator_feature_maps(tables: StudyTables, cfg: FiguresConfig, reduce: str = "topk"
+                               ) -> tuple[dict[str, tuple[torch.Tensor, list[torch.Tensor]]], pd.DataFrame]:
+    """Fig. 14: feature maps of trained discriminator backbones exported by notebook 04.
+
+    For each backbone of ``cfg.featuremap_backbones`` the export with head ``cfg.featuremap_head``, the
+    profile's seed and the weight closest to Table 3's ``lambda_3 = 5e-3`` is loaded. Returns the rows for
+    :func:`~asymlib.analysis.plot_feature_maps` and a table of the exports used (or why one is missing).
+    """
+    from ..analysis import feature_maps
+    from ..backbones import create_feature_extractor
+
+    image = _reference_image(cfg.featuremap_image, cfg.featuremap_size)
+    gan = tables.gan_backbones
+    rows: dict[str, tuple[torch.Tensor, list[torch.Tensor]]] = {}
+    used = []
+    for bb in cfg.featuremap_backbones:
+        cand = gan[(gan["backbone"] == bb) & (gan["head"] == cfg.featuremap_head)]
+        if cand.empty:
+            used.append({"backbone": bb, "head": cfg.featuremap_head, "export": None,
+                         "note": "no export by notebook 04 for this backbone and head"})
+            continue
+        cand = cand.assign(dist=(np.log(cand["lambda3"].astype(float)) - math.log(5e-3)).abs())
+        row = cand.sort_values(["dist", "seed"]).iloc[0]
+        fx = create_feature_extractor(bb, weights=row["path"])
+        label = f"{fx.display} ({cfg.featuremap_head}, lambda3={row['lambda3']:g})"
+        rows[label] = (image[0], feature_maps(fx, image, reduce=reduce))  # type: ignore[arg-type]
+        used.append({"backbone": bb, "head": cfg.featuremap_head, "export": row["run_id"],
+                     "note": f"status {row['status']}, step {row['step']}"})
+    return rows, pd.DataFrame(used)
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparison widget inputs
+# ----------------------------------------------------------------------------------------------
+def comparison_inputs(tables: StudyTables, scale: int = 4, max_images: int | None = None,
+                      settings: Sequence[str] | None = None
+                      ) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, float]], list[str]]:
+    """Images and scores of notebook 02's evaluation runs for :class:`~asymlib.widgets.ComparisonWidget`.
+
+    Returns ``(images, scores, default runs)``: ``images[name] = {"lr", "hr", "runs": {label: path}}`` with
+    labels ``L1`` and ``<setting> / <metric>``; the LR image is the HR downscaled by ``scale`` with the same
+    MATLAB-style bicubic as training. ``scores[(name, label)] = {evaluator: score}`` (HR under ``"HR"``).
+    """
+    from ..sr.resize import imresize
+
+    sc = tables.sr_scores
+    hr_dir = sc.loc[sc["column"] == "Ref.", "images_dir"]
+    if hr_dir.empty:
+        raise FileNotFoundError("notebook 02's scores have no Ref. (HR) column; re-run notebook 02")
+    hr_dir = Path(hr_dir.iloc[0])
+    names = sorted(p.stem for p in hr_dir.glob("*.png"))[:max_images]
+    if not names:
+        raise FileNotFoundError(f"no HR images in {hr_dir}; re-run notebook 02")
+    labels: dict[str, Path] = {}
+    for r in sc.drop_duplicates(["column", "setting", "images_dir"]).itertuples():
+        if r.column == "Ref.":
+            continue
+        if isinstance(r.setting, str) and settings is not None and r.setting not in settings:
+            continue
+        labels[r.column if not isinstance(r.setting, str) else f"{r.setting} / {r.column}"] = Path(r.images_dir)
+    images: dict[str, dict[str, Any]] = {}
+    for n in names:
+        hr = load_image(hr_dir / f"{n}.png")
+        lr = imresize(hr[None], 1.0 / scale)[0].clamp(0, 1)
+        images[n] = {"lr": lr, "hr": hr, "runs": {lab: d / f"{n}.png" for lab, d in labels.items()
+                                                  if (d / f"{n}.png").is_file()}}
+    scores: dict[tuple[str, str], dict[str, float]] = {}
+    for r in sc[sc["image"].isin(names)].itertuples():
+        label = "HR" if r.column == "Ref." else (r.column if not isinstance(r.setting, str)
+                                                 else f"{r.setting} / {r.column}")
+        scores.setdefault((r.image, label), {})[r.evaluator] = float(r.score)
+    default = [lab for lab in labels if lab == "L1" or lab.endswith("/ VGG-16")][:4]
+    return images, scores, default
