@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Tests: the unit/integration tests, then nbval on freshly executed smoke notebooks.
+# Tests: the unit/integration tests (incl. the widget in headless Chromium), then nbval on freshly executed
+# smoke notebooks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/env.sh
+bash scripts/install_browser.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 out=build/test_study
 rm -rf "$out"
