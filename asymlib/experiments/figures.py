@@ -516,10 +516,11 @@ def discriminator_feature_maps(tables: StudyTables, cfg: FiguresConfig, reduce: 
         cand = cand.assign(dist=(np.log(cand["lambda3"].astype(float)) - math.log(5e-3)).abs())
         row = cand.sort_values(["dist", "seed"]).iloc[0]
         fx = create_feature_extractor(bb, weights=row["path"])
-        label = f"{fx.display} ({cfg.featuremap_head}, lambda3={row['lambda3']:g})"
+        label = f"{fx.display} ({cfg.featuremap_head})"
         rows[label] = (image[0], feature_maps(fx, image, reduce=reduce))  # type: ignore[arg-type]
         used.append({"backbone": bb, "head": cfg.featuremap_head, "export": row["run_id"],
-                     "note": f"status {row['status']}, step {row['step']}"})
+                     "note": f"lambda3={row['lambda3']:g}, seed {row['seed']}, status {row['status']}, "
+                             f"step {row['step']}"})
     return rows, pd.DataFrame(used)
 
 
