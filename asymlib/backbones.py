@@ -29,12 +29,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import CheckpointError, InputSizeError, UnknownNameError, WeightsUnavailableError
+from .errors import CheckpointError, ConfigError, InputSizeError, UnknownNameError, WeightsUnavailableError
 
 __all__ = [
     "BackboneSpec",
     "FeatureExtractor",
     "L2Pool2d",
+    "stage_index",
     "create_feature_extractor",
     "list_backbones",
     "get_backbone_spec",
@@ -129,6 +130,17 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     elif "swin" in base:
         kwargs = {"strict_img_size": False}
     return BackboneSpec(name, name, name, indices=indices, timm_kwargs=kwargs)
+
+
+def stage_index(backbone: "FeatureExtractor", stage: int, name: str | None = None) -> int:
+    """Non-negative index of feature map ``stage`` (negative counts from the end) of ``backbone``.
+
+    Raises ConfigError naming the backbone when ``stage`` is out of range.
+    """
+    n = len(backbone.channels)
+    if not -n <= stage < n:
+        raise ConfigError(f"stage {stage} out of range for backbone {name or backbone.name!r} with {n} feature maps")
+    return stage % n
 
 
 class _L2PoolFunction(torch.autograd.Function):

@@ -161,3 +161,15 @@ def test_esrgan_vgg128_matches_basicsr_numerics(tmp_path):
                            reference["head.conv1.parametrizations.weight.original"])
     exported = read_backbone_export(disc.export_backbone(tmp_path / "esrgan.pth", {}))
     assert exported["backbone"] == "esrgan_vgg128" and exported["channels"] == [64, 128, 256, 512, 512]
+
+
+def test_stage_index_counts_from_the_end_and_names_the_backbone():
+    from asymlib.backbones import stage_index
+    from asymlib.errors import ConfigError
+
+    fx = create_feature_extractor("vgg16", weights="random")
+    assert stage_index(fx, -1) == len(fx.channels) - 1 and stage_index(fx, 0) == 0
+    with pytest.raises(ConfigError, match="stage 9 out of range for backbone 'vgg16' with 5 feature maps"):
+        stage_index(fx, 9)
+    with pytest.raises(ConfigError, match="backbone 'my-d'"):
+        stage_index(fx, -6, "my-d")

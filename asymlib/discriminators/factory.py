@@ -27,7 +27,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..atomic import atomic_torch_save
-from ..backbones import BACKBONE_EXPORT_FORMAT, create_feature_extractor, keys_signature, list_backbones
+from ..backbones import BACKBONE_EXPORT_FORMAT, create_feature_extractor, keys_signature, list_backbones, stage_index
 from ..errors import CheckpointError, ConfigError
 from .esrgan import ESRGAN_VARIANTS, build_esrgan_vgg
 from .heads import HeadFactory, get_head
@@ -162,14 +162,11 @@ class Discriminator(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        n = len(backbone.channels)
-        if not -n <= stage < n:
-            raise ConfigError(f"stage {stage} out of range for backbone {backbone_name!r} with {n} feature maps")
+        self.stage = stage_index(backbone, stage, backbone_name)
         self.backbone = backbone
         self.head = head
         self.backbone_name = backbone_name
         self.head_name = head_name
-        self.stage = stage % n
         self.stage_stride = int(backbone.reductions[self.stage])
         self.seed = seed
         self.frozen_backbone_parameters = self._freeze_unused()

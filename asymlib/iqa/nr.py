@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_torch_save
-from ..backbones import FeatureExtractor, create_feature_extractor
+from ..backbones import FeatureExtractor, create_feature_extractor, stage_index
 from ..errors import CheckpointError, ConfigError, UnknownNameError
 from .stats import evaluate_iqa
 from .train import resolve_device
@@ -223,13 +223,10 @@ class NRIQAModel(nn.Module):
     def __init__(self, backbone: FeatureExtractor, head: nn.Module, *, head_name: str = "mlp", stage: int = -1,
                  finetune_backbone: bool = True) -> None:
         super().__init__()
-        n = len(backbone.channels)
-        if not -n <= stage < n:
-            raise ConfigError(f"stage {stage} out of range for backbone {backbone.name!r} with {n} feature maps")
+        self.stage = stage_index(backbone, stage)
         self.backbone = backbone
         self.head = head
         self.head_name = head_name
-        self.stage = stage % n
         self.finetune_backbone = bool(finetune_backbone)
         self.backbone.requires_grad_(self.finetune_backbone)
         self.register_buffer("label_mean", torch.zeros(()))
