@@ -25,9 +25,13 @@ ALPHA_BETA_INIT = (0.1, 0.01)  # N(mean, std), as DISTS initializes alpha and be
 STAGE0_BOUNDS = (0.02, 1.0)  # projection of stage-0 weights after each update (paper Appendix B)
 
 
-# CPU products are formed in slices of at most this many bytes: freshly mapped memory is expensive to touch
-# (page faults), slices this size are served again and again from the allocator's heap.
+# Second moments are formed a few samples at a time in scratch memory that every slice and every stage of one
+# metric call reuses: the products never exist as full-size temporaries, and freshly mapped memory (expensive
+# to touch: page faults) is paid for once per call. A slice holds at most this many bytes per map (at least
+# one sample); on CPU small slices stay in cache between the subtraction, the products and the sums (8 MB:
+# -25% against 32 MB for VGG-16 at 256x256, batch 8).
 _CPU_SLICE_BYTES = 8 << 20
+_ACCEL_SLICE_BYTES = 256 << 20
 
 
 def _acc_dtype(t: torch.Tensor) -> torch.dtype:
@@ -35,25 +39,65 @@ def _acc_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.promote_types(t.dtype, torch.float32)
 
 
-def _centered_product_sums(a: torch.Tensor, ma: torch.Tensor, b: torch.Tensor, mb: torch.Tensor) -> torch.Tensor:
-    """``sum_hw (a - ma)(b - mb)`` per sample and channel, ``(B, C)``, in the accumulation dtype.
+def _slice_samples(f: torch.Tensor, dtype: torch.dtype) -> int:
+    """Samples per slice of the second-moment computation of map ``f``."""
+    budget = _CPU_SLICE_BYTES if f.device.type == "cpu" else _ACCEL_SLICE_BYTES
+    per_sample = max(1, f[0].numel() * dtype.itemsize)
+    return max(1, min(f.shape[0], budget // per_sample))
 
-    Centering before the product keeps float32 variances exact where ``E[x^2] - E[x]^2`` would cancel
-    (feature maps whose mean is large against their spread). On CPU the products are formed slice by slice,
-    never as one full-size temporary.
+
+def _prefers_channels_last(f: torch.Tensor) -> bool:
+    return f.dim() == 4 and f.is_contiguous(memory_format=torch.channels_last) and not f.is_contiguous()
+
+
+class _Workspace:
+    """Scratch memory of the centered products, shared by the stages of one metric call (forward only)."""
+
+    def __init__(self) -> None:
+        self._flat: torch.Tensor | None = None
+
+    def reserve(self, fx: torch.Tensor) -> None:
+        """Make room for map ``fx`` at once (callers reserve the largest stage first)."""
+        self._buffer(fx, _acc_dtype(fx), 4 * _slice_samples(fx, _acc_dtype(fx)) * fx[0].numel())
+
+    def _buffer(self, f: torch.Tensor, dtype: torch.dtype, numel: int) -> torch.Tensor:
+        flat = self._flat
+        if flat is None or flat.numel() < numel or flat.dtype != dtype or flat.device != f.device:
+            flat = self._flat = torch.empty(numel, dtype=dtype, device=f.device)
+        return flat[:numel]
+
+    def slots(self, f: torch.Tensor, dtype: torch.dtype, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two ``(2, m, C, H, W)`` views (centered maps, their products), in ``f``'s memory format."""
+        _, c, h, w = f.shape
+        flat = self._buffer(f, dtype, 4 * m * c * h * w)
+        if _prefers_channels_last(f):
+            views = flat.view(2, 2, m, h, w, c).permute(0, 1, 2, 5, 3, 4)
+        else:
+            views = flat.view(2, 2, m, c, h, w)
+        return views[0], views[1]
+
+
+def _centered_second_moments(fx: torch.Tensor, mx: torch.Tensor, fy: torch.Tensor, my: torch.Tensor,
+                             workspace: _Workspace) -> torch.Tensor:
+    """``sum_hw`` of ``(x - mx)^2``, ``(y - my)^2`` and ``(x - mx)(y - my)``: ``(3, B, C)``, accumulation dtype.
+
+    Centering before the products keeps float32 variances exact where ``E[x^2] - E[x]^2`` would cancel
+    (feature maps whose mean is large against their spread). Per slice of samples: two subtractions, one
+    product of both centered maps with themselves, one in-place cross product and two cascade sums.
     """
-    dtype = _acc_dtype(a)
-    same = a is b and ma is mb
-    ma, mb = ma[..., None, None], mb[..., None, None]
-    if a.device.type != "cpu":
-        return ((a.to(dtype) - ma) * (b.to(dtype) - mb)).sum(dim=(2, 3))
-    per_sample = a[0].numel() * dtype.itemsize
-    step = max(1, _CPU_SLICE_BYTES // max(per_sample, 1))
-    out = torch.empty(a.shape[:2], dtype=dtype, device=a.device)
-    for i in range(0, a.shape[0], step):
-        ac = a[i:i + step].to(dtype) - ma[i:i + step]
-        prod = ac.square_() if same else ac.mul_(b[i:i + step].to(dtype) - mb[i:i + step])
-        torch.sum(prod, dim=(2, 3), out=out[i:i + step])
+    dtype = torch.promote_types(_acc_dtype(fx), _acc_dtype(fy))
+    b = fx.shape[0]
+    step = _slice_samples(fx, dtype)
+    centered, prods = workspace.slots(fx, dtype, step)
+    out = torch.empty(3, b, fx.shape[1], dtype=dtype, device=fx.device)
+    mx, my = mx[..., None, None], my[..., None, None]
+    for i in range(0, b, step):
+        j = min(b, i + step)
+        c, p = centered[:, : j - i], prods[:, : j - i]
+        torch.sub(fx[i:j], mx[i:j], out=c[0])
+        torch.sub(fy[i:j], my[i:j], out=c[1])
+        torch.sum(torch.mul(c, c, out=p), dim=(3, 4), out=out[:2, i:j])
+        torch.sum(c[0].mul_(c[1]), dim=(2, 3), out=out[2, i:j])
     return out
 
 
@@ -61,21 +105,21 @@ class _ChannelMoments(torch.autograd.Function):
     """Per-channel means, variances and covariance of two ``(B, C, H, W)`` maps; one fused backward."""
 
     @staticmethod
-    def forward(ctx: Any, fx: torch.Tensor, fy: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(ctx: Any, fx: torch.Tensor, fy: torch.Tensor, workspace: _Workspace | None
+                ) -> tuple[torch.Tensor, ...]:
         n = fx.shape[-1] * fx.shape[-2]
         with torch.autocast(fx.device.type, enabled=False):
-            mx = fx.sum(dim=(2, 3), dtype=_acc_dtype(fx)) / n
-            my = fy.sum(dim=(2, 3), dtype=_acc_dtype(fy)) / n
-            vx = _centered_product_sums(fx, mx, fx, mx) / n
-            vy = _centered_product_sums(fy, my, fy, my) / n
-            cov = _centered_product_sums(fx, mx, fy, my) / n
+            mx = fx.sum(dim=(2, 3), dtype=_acc_dtype(fx)).div_(n)
+            my = fy.sum(dim=(2, 3), dtype=_acc_dtype(fy)).div_(n)
+            second = _centered_second_moments(fx, mx, fy, my, workspace or _Workspace()).div_(n)
         ctx.save_for_backward(fx, fy, mx, my)
+        vx, vy, cov = (t.clone() for t in second)  # (B, C) each: separate outputs, not views of one another
         return mx, my, vx, vy, cov
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, g_mx: torch.Tensor, g_my: torch.Tensor, g_vx: torch.Tensor, g_vy: torch.Tensor,
-                 g_cov: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+                 g_cov: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         fx, fy, mx, my = ctx.saved_tensors
         n = fx.shape[-1] * fx.shape[-2]
 
@@ -90,10 +134,11 @@ class _ChannelMoments(torch.autograd.Function):
 
         gx = grad(fx, mx, fy, my, g_mx, g_vx) if ctx.needs_input_grad[0] else None
         gy = grad(fy, my, fx, mx, g_my, g_vy) if ctx.needs_input_grad[1] else None
-        return gx, gy
+        return gx, gy, None
 
 
-def channel_moments(fx: torch.Tensor, fy: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def channel_moments(fx: torch.Tensor, fy: torch.Tensor, workspace: _Workspace | None = None
+                    ) -> tuple[torch.Tensor, ...]:
     """``E[x], E[y], Var[x], Var[y], Cov[x, y]`` over the spatial dims of two ``(B, C, H, W)`` maps.
 
     Sums accumulate in float32 (float64 for float64 maps; any memory format) and the second moments are
@@ -101,7 +146,7 @@ def channel_moments(fx: torch.Tensor, fy: torch.Tensor) -> tuple[torch.Tensor, .
     ``(B, C)``. Differentiable in both maps; the backward pass writes each input gradient once, as
     ``(dE[x] + 2 dVar[x] (x - E[x]) + dCov (y - E[y])) / (H W)``.
     """
-    return _ChannelMoments.apply(fx, fy)
+    return _ChannelMoments.apply(fx, fy, workspace)
 
 
 class DISTSMetric(nn.Module):
@@ -175,8 +220,10 @@ class DISTSMetric(nn.Module):
         (``cov = E[(x - E[x])(y - E[y])]``, which equals the paper's ``E[xy] - E[x]E[y]``).
         """
         ls, ss = [], []
+        workspace = _Workspace()  # one scratch buffer for every stage, sized by the largest slice
+        workspace.reserve(max(feats_x, key=lambda f: _slice_samples(f, _acc_dtype(f)) * f[0].numel()))
         for fx, fy in zip(feats_x, feats_y):
-            mx, my, vx, vy, cov = channel_moments(fx, fy)
+            mx, my, vx, vy, cov = channel_moments(fx, fy, workspace)
             ls.append((2 * mx * my + self.c1) / (mx * mx + my * my + self.c1))
             ss.append((2 * cov + self.c2) / (vx + vy + self.c2))
         return torch.cat(ls, dim=1), torch.cat(ss, dim=1)
