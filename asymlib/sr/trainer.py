@@ -408,7 +408,9 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
         D = D.to(dev, memory_format=mem).train()
         d_params = [p for p in D.parameters() if p.requires_grad]  # D freezes parameters it never uses
     if metric is not None:
-        metric = metric.to(dev, memory_format=mem).eval()
+        # the metric keeps its own memory format (its VGG body is channels-last on every device) unless the
+        # run asks for channels-last everywhere
+        metric = (metric.to(dev, memory_format=mem) if mem is torch.channels_last else metric.to(dev)).eval()
         metric.requires_grad_(False)
 
     opt_g = torch.optim.Adam([p for p in G.parameters() if p.requires_grad], lr=cfg.lr, betas=cfg.betas)
