@@ -506,12 +506,9 @@ def build_sr_step(spec: SRStepSpec, device: str | torch.device, optimized: bool,
     from .metrics.registry import create_metric
     from .sr.config import SRTrainConfig
     from .sr.ema import ModelEMA
-    from .sr.losses import (
-        relativistic_discriminator_loss_fake,
-        relativistic_discriminator_loss_real,
-        relativistic_generator_loss,
-    )
+    from .sr.losses import relativistic_generator_loss
     from .sr.models import create_sr_model
+    from .sr.trainer import discriminator_backward
 
     dev = torch.device(device)
     cfg = SRTrainConfig()
@@ -561,19 +558,9 @@ def build_sr_step(spec: SRStepSpec, device: str | torch.device, optimized: bool,
         total.backward()
         opt_g.step()
         set_d_trainable(True)
-        fake = sr.detach()
         opt_d.zero_grad(set_to_none=True)
-        with torch.no_grad(), autocast():
-            fake_ref = d_train(fake).float()
-        with autocast():
-            real_logits = d_train(hr).float()
-        l_real = relativistic_discriminator_loss_real(real_logits, fake_ref)
-        l_real.backward()
-        with autocast():
-            fake_logits = d_train(fake).float()
-        l_fake = relativistic_discriminator_loss_fake(fake_logits, real_logits.detach())
-        l_fake.backward()
-        if not torch.isfinite((l_real + l_fake).detach()).item():
+        d_loss = discriminator_backward(d_train, hr, sr.detach(), autocast)[0]
+        if not torch.isfinite(d_loss).item():
             raise FloatingPointError("non-finite discriminator loss in the SR benchmark step")
         opt_d.step()
         ema.update(G)

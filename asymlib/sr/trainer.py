@@ -56,7 +56,8 @@ from .ema import ModelEMA
 from .losses import (relativistic_discriminator_loss_fake, relativistic_discriminator_loss_real,
                      relativistic_generator_loss)
 
-__all__ = ["CHECKPOINT_FORMAT", "TrainResult", "DistInfo", "dist_info", "init_distributed", "load_checkpoint",
+__all__ = ["CHECKPOINT_FORMAT", "TrainResult", "DistInfo", "discriminator_backward", "dist_info", "init_distributed",
+           "load_checkpoint",
            "load_generator_weights", "train_sr"]
 
 CHECKPOINT_FORMAT = "asymlib.sr_checkpoint.v1"
@@ -385,6 +386,29 @@ def train_sr(
         raise
 
 
+def discriminator_backward(d: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                           autocast: Callable[[], Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of the relativistic discriminator loss (Eq. 5) for one batch; the caller zeroes them before
+    and steps the optimizer after.
+
+    The real and fake halves run as separate forward/backward passes, so that BatchNorm statistics never mix
+    real and generated images and DDP sees one reduction per pass; the other half's logits enter each loss
+    as a detached mean (``fake`` is first scored without a graph). Returns the detached loss ``()`` and the
+    real and fake logits (detached, the discriminator's output shape).
+    """
+    with torch.no_grad(), autocast():
+        fake_ref = d(fake).float()
+    with autocast():
+        real_logits = d(real).float()
+    l_real = relativistic_discriminator_loss_real(real_logits, fake_ref)
+    l_real.backward()
+    with autocast():
+        fake_logits = d(fake).float()
+    l_fake = relativistic_discriminator_loss_fake(fake_logits, real_logits.detach())
+    l_fake.backward()
+    return (l_real + l_fake).detach(), real_logits.detach(), fake_logits.detach()
+
+
 def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, dataset: Dataset,
            metric: nn.Module | None, init_from: str | Path | None, seed: int, dev: torch.device, info: DistInfo,
            sample_lr: torch.Tensor | None, progress: bool, on_step: StepCallback | None) -> TrainResult:
@@ -537,20 +561,9 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
         scalars: dict[str, float] = {}
         if D is not None and d_train is not None and opt_d is not None:
             _set_trainable(d_params, True)
-            fake = sr.detach()
             opt_d.zero_grad(set_to_none=True)
-            with torch.no_grad(), autocast():
-                fake_ref = d_train(fake).float()
-            with autocast():
-                real_logits = d_train(hr).float()
-            l_real = relativistic_discriminator_loss_real(real_logits, fake_ref)
-            l_real.backward()
-            with autocast():
-                fake_logits = d_train(fake).float()
-            l_fake = relativistic_discriminator_loss_fake(fake_logits, real_logits.detach())
-            l_fake.backward()
-            d_loss = (l_real + l_fake).detach()
-            max_logit = torch.maximum(real_logits.detach().abs().max(), fake_logits.detach().abs().max())
+            d_loss, real_logits, fake_logits = discriminator_backward(d_train, hr, sr.detach(), autocast)
+            max_logit = torch.maximum(real_logits.abs().max(), fake_logits.abs().max())
             if _any_rank(not torch.isfinite(d_loss).item(), dev, info):
                 status, reason = "collapsed", f"non-finite discriminator loss at step {step + 1}"
                 break
@@ -559,9 +572,9 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
             sched_d.step()
             exploding = bool(d_loss.item() > cfg.max_d_loss or max_logit.item() > cfg.max_abs_logit)
             bad_steps = bad_steps + 1 if _any_rank(exploding, dev, info) else 0
-            rd = real_logits.detach() - fake_logits.detach().mean(0, keepdim=True)
-            scalars.update(d_loss=d_loss.item(), d_real=real_logits.detach().mean().item(),
-                           d_fake=fake_logits.detach().mean().item(),
+            rd = real_logits - fake_logits.mean(0, keepdim=True)
+            scalars.update(d_loss=d_loss.item(), d_real=real_logits.mean().item(),
+                           d_fake=fake_logits.mean().item(),
                            d_real_prob=torch.sigmoid(rd).mean().item(), d_max_abs_logit=max_logit.item(),
                            lr_d=opt_d.param_groups[0]["lr"])
         sched_g.step()
