@@ -242,12 +242,13 @@ class TableComparison:
 
 
 def compare_with_paper(number: int, title: str, paper: pd.DataFrame, ours: pd.DataFrame, keys: Sequence[str],
-                       item: str, index: Sequence[str], columns: Sequence[str], profile: str, weights: str,
-                       unranked: Sequence[str] = (), higher_is_better: bool = True) -> TableComparison:
+                       item: str | Sequence[str], index: Sequence[str], columns: Sequence[str], profile: str,
+                       weights: str, unranked: Sequence[str] = (), higher_is_better: bool = True) -> TableComparison:
     """Align the paper's and our values of one table on ``keys`` (outer join; both frames have ``value``).
 
-    Ranks are computed over ``item`` within each group of the other keys, leaving out the items in
-    ``unranked`` (e.g. Table 1's ``Std.``, ``L1`` and ``Ref.`` columns).
+    Ranks are computed over ``item`` (one key, or several ranked together, e.g. Table 3's head x backbone)
+    within each group of the other keys, leaving out rows whose item is in ``unranked`` (e.g. Table 1's
+    ``Std.``, ``L1`` and ``Ref.`` columns).
     """
     keys = list(keys)
     for name, df in (("paper", paper), ("ours", ours)):
@@ -261,8 +262,9 @@ def compare_with_paper(number: int, title: str, paper: pd.DataFrame, ours: pd.Da
     merged = (order.assign(_pos=np.arange(len(order))).merge(merged, on=keys, how="right")
               .sort_values("_pos", kind="stable").drop(columns="_pos").reset_index(drop=True))
     merged["delta"] = merged["ours"] - merged["paper"]
-    group = [k for k in keys if k != item]
-    rankable = ~merged[item].isin(list(unranked))
+    items = [item] if isinstance(item, str) else list(item)
+    group = [k for k in keys if k not in items]
+    rankable = ~merged[items].isin(list(unranked)).any(axis=1)
     for value in ("paper", "ours"):
         ranked = merged[rankable].groupby(group, dropna=False, sort=False)[value].rank(
             ascending=not higher_is_better, method="min")
@@ -309,11 +311,8 @@ def paper_tables(tables: StudyTables) -> dict[int, TableComparison]:
     o3 = t3.rename(columns={"score": "value"})
     o3 = o3.assign(backbone=np.where(o3["head"].eq("none"), "w/o (base)", o3["backbone"]))
     out[3] = compare_with_paper(3, "NR-IQA of SR outputs per discriminator", p3, o3,
-                                ["head", "backbone", "evaluator"], "backbone", ["head", "backbone"], ["evaluator"],
-                                prof, w)
-    # the paper ranks heads x backbones together within each evaluator column
-    for value in ("paper", "ours"):
-        out[3].long[f"{value}_rank"] = out[3].long.groupby("evaluator")[value].rank(ascending=False, method="min")
+                                ["head", "backbone", "evaluator"], ["head", "backbone"], ["head", "backbone"],
+                                ["evaluator"], prof, w)
 
     p4 = _melt_statistics(load_paper_table(4), ["backbone", "benchmark"])
     m = tables.metrics
@@ -548,13 +547,18 @@ def comparison_inputs(tables: StudyTables, scale: int = 4, max_images: int | Non
     names = sorted(p.stem for p in hr_dir.glob("*.png"))[:max_images]
     if not names:
         raise FileNotFoundError(f"no HR images in {hr_dir}; re-run notebook 02")
+    def label(column: str, setting: Any) -> str:
+        if column == "Ref.":
+            return "HR"
+        return f"{setting} / {column}" if isinstance(setting, str) else column
+
     labels: dict[str, Path] = {}
     for r in sc.drop_duplicates(["column", "setting", "images_dir"]).itertuples():
         if r.column == "Ref.":
             continue
         if isinstance(r.setting, str) and settings is not None and r.setting not in settings:
             continue
-        labels[r.column if not isinstance(r.setting, str) else f"{r.setting} / {r.column}"] = Path(r.images_dir)
+        labels[label(r.column, r.setting)] = Path(r.images_dir)
     images: dict[str, dict[str, Any]] = {}
     for n in names:
         hr = load_image(hr_dir / f"{n}.png")
@@ -563,8 +567,6 @@ def comparison_inputs(tables: StudyTables, scale: int = 4, max_images: int | Non
                                                   if (d / f"{n}.png").is_file()}}
     scores: dict[tuple[str, str], dict[str, float]] = {}
     for r in sc[sc["image"].isin(names)].itertuples():
-        label = "HR" if r.column == "Ref." else (r.column if not isinstance(r.setting, str)
-                                                 else f"{r.setting} / {r.column}")
-        scores.setdefault((r.image, label), {})[r.evaluator] = float(r.score)
+        scores.setdefault((r.image, label(r.column, r.setting)), {})[r.evaluator] = float(r.score)
     default = [lab for lab in labels if lab == "L1" or lab.endswith("/ VGG-16")][:4]
     return images, scores, default
