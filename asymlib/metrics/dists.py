@@ -11,6 +11,7 @@ means more similar. Argument order follows pyiqa: ``metric(distorted, reference)
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,11 @@ def _slice_samples(f: torch.Tensor, dtype: torch.dtype) -> int:
     return max(1, min(f.shape[0], budget // per_sample))
 
 
+def _slot_numel(f: torch.Tensor, dtype: torch.dtype) -> int:
+    """Scratch elements one slice of map ``f`` needs: centered maps and products of both images."""
+    return 4 * _slice_samples(f, dtype) * f[0].numel()
+
+
 def _prefers_channels_last(f: torch.Tensor) -> bool:
     return f.dim() == 4 and f.is_contiguous(memory_format=torch.channels_last) and not f.is_contiguous()
 
@@ -56,9 +62,10 @@ class _Workspace:
     def __init__(self) -> None:
         self._flat: torch.Tensor | None = None
 
-    def reserve(self, fx: torch.Tensor) -> None:
-        """Make room for map ``fx`` at once (callers reserve the largest stage first)."""
-        self._buffer(fx, _acc_dtype(fx), 4 * _slice_samples(fx, _acc_dtype(fx)) * fx[0].numel())
+    def reserve(self, feats: Sequence[torch.Tensor]) -> None:
+        """Allocate once, for the stage of ``feats`` that needs the most scratch memory."""
+        f = max(feats, key=lambda t: _slot_numel(t, _acc_dtype(t)))
+        self._buffer(f, _acc_dtype(f), _slot_numel(f, _acc_dtype(f)))
 
     def _buffer(self, f: torch.Tensor, dtype: torch.dtype, numel: int) -> torch.Tensor:
         flat = self._flat
@@ -66,15 +73,17 @@ class _Workspace:
             flat = self._flat = torch.empty(numel, dtype=dtype, device=f.device)
         return flat[:numel]
 
-    def slots(self, f: torch.Tensor, dtype: torch.dtype, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two ``(2, m, C, H, W)`` views (centered maps, their products), in ``f``'s memory format."""
+    def slots(self, f: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Two ``(2, m, C, H, W)`` views (centered maps, their products) in ``f``'s memory format, and the
+        slice length ``m``."""
         _, c, h, w = f.shape
-        flat = self._buffer(f, dtype, 4 * m * c * h * w)
+        m = _slice_samples(f, dtype)
+        flat = self._buffer(f, dtype, _slot_numel(f, dtype))
         if _prefers_channels_last(f):
             views = flat.view(2, 2, m, h, w, c).permute(0, 1, 2, 5, 3, 4)
         else:
             views = flat.view(2, 2, m, c, h, w)
-        return views[0], views[1]
+        return views[0], views[1], m
 
 
 def _centered_second_moments(fx: torch.Tensor, mx: torch.Tensor, fy: torch.Tensor, my: torch.Tensor,
@@ -87,8 +96,7 @@ def _centered_second_moments(fx: torch.Tensor, mx: torch.Tensor, fy: torch.Tenso
     """
     dtype = torch.promote_types(_acc_dtype(fx), _acc_dtype(fy))
     b = fx.shape[0]
-    step = _slice_samples(fx, dtype)
-    centered, prods = workspace.slots(fx, dtype, step)
+    centered, prods, step = workspace.slots(fx, dtype)
     out = torch.empty(3, b, fx.shape[1], dtype=dtype, device=fx.device)
     mx, my = mx[..., None, None], my[..., None, None]
     for i in range(0, b, step):
@@ -221,7 +229,7 @@ class DISTSMetric(nn.Module):
         """
         ls, ss = [], []
         workspace = _Workspace()  # one scratch buffer for every stage, sized by the largest slice
-        workspace.reserve(max(feats_x, key=lambda f: _slice_samples(f, _acc_dtype(f)) * f[0].numel()))
+        workspace.reserve(feats_x)
         for fx, fy in zip(feats_x, feats_y):
             mx, my, vx, vy, cov = channel_moments(fx, fy, workspace)
             ls.append((2 * mx * my + self.c1) / (mx * mx + my * my + self.c1))
