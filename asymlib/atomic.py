@@ -1,19 +1,86 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, then rename.
 
-A crash leaves either the old file or the new one, never a half-written file.
+A crash leaves either the old file or the new one, never a half-written file. A writer killed before the
+rename leaves its temporary file ``.<name>.<8 random chars>.tmp`` behind; :func:`remove_orphan_temps` deletes
+those. It must only run while no other process writes into the folder (for a run directory: while holding the
+run's lock, :meth:`asymlib.runs.Run.lock`), otherwise it can delete a live writer's file.
+
+Written files get the mode of a plain ``open(path, "w")``: ``0o666 & ~umask`` (``mkstemp`` alone gives 0600).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "atomic_write_csv"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "atomic_write_csv",
+           "current_umask", "remove_orphan_temps"]
+
+_TEMP_SUFFIX = ".tmp"
+_ORPHAN_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask_from_proc() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``).
+
+    Elsewhere it is set and restored under a lock, which is safe against other callers of this function but
+    not against threads creating files at the same instant.
+    """
+    mask = _umask_from_proc()
+    if mask is not None:
+        return mask
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _temp_file_for(target: Path) -> Path:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TEMP_SUFFIX, dir=target.parent)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
+    return Path(tmp_name)
+
+
+def remove_orphan_temps(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files ``.<name>.XXXXXXXX.tmp`` that killed atomic writers left in ``folder``.
+
+    Only call it while no other process writes into ``folder`` (hold the run's lock): a live writer's
+    temporary file looks exactly like an orphan. Returns the deleted paths.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    candidates = root.rglob(f".*{_TEMP_SUFFIX}") if recursive else root.glob(f".*{_TEMP_SUFFIX}")
+    removed: list[Path] = []
+    for p in sorted(candidates):
+        if _ORPHAN_RE.match(p.name) and p.is_file() and not p.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 @contextlib.contextmanager
@@ -21,9 +88,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temp_file_for(target)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

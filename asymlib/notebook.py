@@ -13,9 +13,31 @@ __all__ = ["NotebookContext", "setup_notebook"]
 
 @dataclass
 class NotebookContext:
+    """What a study notebook works with: the profile (with its overrides), its folders, and whether missing runs
+    are trained in the notebook (``train_missing``: the smoke profile's default) or only listed as pending."""
+
     profile: Profile
     output_dir: Path
     figures_dir: Path
+    train_missing: bool = True
+    progress: bool = True
+
+    def pending(self, notebook: str) -> "Any":
+        """The runs of ``notebook`` (``"02"``) that are not finished, with the command that trains them."""
+        from .pipeline import plan
+
+        df = plan(self.profile, self.output_dir, only=[notebook])
+        return df[~df["status"].isin(["finished", "collapsed", "unavailable"])]
+
+    def show_pending(self, notebook: str) -> None:
+        """Print the unfinished runs of ``notebook`` and how to train them (nothing when all are finished)."""
+        df = self.pending(notebook)
+        if df.empty:
+            return
+        print(f"{len(df)} run(s) of notebook {notebook} are not finished; their cells stay empty. Train them with\n"
+              f"  python -m asymlib.runs train {' '.join(df['key'])} --profile {self.profile.name} "
+              f"--output {self.output_dir} --with-deps")
+        print(df[["key", "status", "step", "iterations"]].to_string(index=False))
 
     @property
     def runs_dir(self) -> Path:
@@ -38,8 +60,13 @@ class NotebookContext:
 
 
 def setup_notebook(profile: str = "smoke", output_dir: str | None = None, figures_dir: str | None = None,
-                   overrides: dict[str, Any] | None = None, seed: int | None = None) -> NotebookContext:
-    """Profile with (dotted) overrides whose value is not None; folders default to the study's defaults."""
+                   overrides: dict[str, Any] | None = None, seed: int | None = None,
+                   train_missing: bool | None = None) -> NotebookContext:
+    """Profile with (dotted) overrides whose value is not None; folders default to the study's defaults.
+
+    ``train_missing=None`` trains missing runs inline in the smoke profile only; other profiles render what is
+    finished and list the pending runs with the command that trains them (``python -m asymlib.runs train``).
+    """
     from .study import REPO_ROOT
 
     ov = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -50,4 +77,7 @@ def setup_notebook(profile: str = "smoke", output_dir: str | None = None, figure
     figs = Path(figures_dir) if figures_dir else REPO_ROOT / "figures" / prof.name
     out.mkdir(parents=True, exist_ok=True)
     figs.mkdir(parents=True, exist_ok=True)
-    return NotebookContext(prof, out, figs)
+    import os
+
+    return NotebookContext(prof, out, figs, prof.is_smoke if train_missing is None else bool(train_missing),
+                           progress=os.environ.get("ASYMLIB_PROGRESS", "1") != "0")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from asymlib import bench
+from asymlib.sr.config import SRTrainConfig
 
 
 def test_measure_reports_medians_and_ratio_is_baseline_over_variant():
@@ -61,6 +62,19 @@ def test_sr_step_runs_both_paths_on_cpu():
         loss = step()
         assert loss.dim() == 0 and torch.isfinite(loss)
         assert ("fused Adam" in desc) == optimized and ("channels-last" in desc) == optimized
+    l1_only = bench.SRStepSpec(preset="small", batch=1, lr_size=16, label="tiny",
+                               config=SRTrainConfig(lambda_rec=1.0, lambda_per=0.0, lambda_adv=0.0))
+    step, desc = bench.build_trainer_sr_step(l1_only, "cpu")
+    assert torch.isfinite(step()) and desc == "fp32, NCHW (the metric in its own layout), eager, Adam (default)"
+
+
+def test_nr_train_step_runs_on_cpu():
+    from asymlib.iqa.nr import NR_TRAIN_PRESETS
+
+    x = bench.image_batch(2, 64, seed=0)
+    step = bench.build_nr_train_step("resnet50", NR_TRAIN_PRESETS["smoke"], torch.device("cpu"), x, torch.randn(2))
+    losses = [float(step()) for _ in range(2)]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[0] != losses[1]
 
 
 def test_main_writes_table_with_expected_columns(tmp_path, capsys):
@@ -85,3 +99,33 @@ def test_main_writes_table_with_expected_columns(tmp_path, capsys):
 def test_unknown_benchmark_is_rejected():
     with pytest.raises(SystemExit):
         bench.parse_args(["--only", "dists,foo"])
+
+
+def test_step_costs_from_rows_and_flag(tmp_path):
+    rows = [bench.Row("sr_step", "cpu", "train_sr stage 2 + adversarial", "eager fp32", repeats=3, median_ms=300.0,
+                      step_cost="sr_stage2_adv/iteration"),
+            bench.Row("nr_train", "cpu", "a step", "a step", median_ms=100.0, step_cost="nr_train/iteration"),
+            bench.Row("nr_train", "cpu", "b step", "b step", median_ms=300.0, step_cost="nr_train/iteration"),
+            bench.Row("metric_train", "cpu", "terms pass", "terms pass", median_ms=500.0, images_per_s=4.0,
+                      step_cost="metric_train/item"),
+            bench.Row("sr_step", "cuda", "train_sr stage 1 (L1)", "x", status="skipped: no CUDA",
+                      step_cost="sr_stage1/iteration"),
+            bench.Row("sr_step", "cpu", "eager fp32", "eager fp32", median_ms=400.0)]
+    meta = {"primary_device": "cpu", "cpu_model": "Some CPU", "cuda_device": None, "date": "2026-11-23",
+            "torch_version": "2.13.0", "git_commit": "abc", "workload_profile": "smoke"}
+    costs = bench.step_costs(rows, meta)
+    assert costs["format"] == bench.STEP_COSTS_FORMAT
+    assert (costs["device"], costs["device_type"], costs["profile"], costs["date"], costs["torch_version"]) == (
+        "Some CPU", "cpu", "smoke", "2026-11-23", "2.13.0")
+    assert costs["seconds_per_step"] == {"sr_stage2_adv": pytest.approx(0.3), "nr_train": pytest.approx(0.2)}
+    assert costs["seconds_per_item"] == {"metric_train": pytest.approx(0.25)}
+    assert [m["variant"] for m in costs["measured_by"]["nr_train"]] == ["a step", "b step"]
+    assert set(costs["seconds_per_step"]) <= set(bench.STEP_COST_KINDS)
+    path = bench.write_step_costs(tmp_path / "costs" / "step_costs.json", rows, meta)
+    assert json.loads(path.read_text())["seconds_per_step"]["nr_train"] == pytest.approx(0.2)
+    args = bench.parse_args(["--only", "sr", "--output", str(tmp_path), "--write-step-costs"])
+    assert args.write_step_costs == tmp_path / "step_costs.json"
+    assert bench.parse_args(["--write-step-costs", str(tmp_path / "c.json")]).write_step_costs == tmp_path / "c.json"
+    assert bench.parse_args([]).write_step_costs is None
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--only", "scaling", "--write-step-costs"])

@@ -1,8 +1,6 @@
 """Notebook 04 machinery: presets, run plan shared with notebook 02, backbone export, Table 3 layout, Fig. 7."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +12,7 @@ from asymlib.config import get_profile
 from asymlib.discriminators import create_discriminator, read_backbone_export
 from asymlib.errors import ConfigError, UnknownNameError
 from asymlib.experiments import discriminator_ablation as da
-from asymlib.experiments import sr_optimization as sro
+from asymlib.pipeline import build_graph
 from asymlib.runs import Run, open_run, to_jsonable
 from asymlib.sr.config import PAPER_LAMBDAS, DiscriminatorConfig, SRTrainConfig
 from asymlib.sr.trainer import CHECKPOINT_FORMAT
@@ -26,7 +24,7 @@ torch.set_num_threads(2)
 # Presets
 # ----------------------------------------------------------------------------------------------
 def test_presets_cover_the_paper_grid():
-    paper, smoke = da.discriminator_study_config_for("paper"), da.discriminator_study_config_for("smoke")
+    paper, smoke = get_profile("paper").discriminators, get_profile("smoke").discriminators
     for cfg in (paper, smoke):
         assert cfg.heads == ("vanilla", "patch") and cfg.sweep_head == "patch" and cfg.metric == "vgg16"
         assert tuple(cfg.lambdas) == PAPER_LAMBDAS == (1e-2, 1.0, 5e-3)
@@ -35,8 +33,6 @@ def test_presets_cover_the_paper_grid():
         assert cfg.backbones[:2] == ("vgg16", "resnet50")
     assert paper.backbones[2].startswith("dinov2") and smoke.backbones[2] == "dinov2_vits14"
     assert paper.seeds == 3 and 1 <= smoke.seeds <= 2
-    assert da.discriminator_study_config_for(get_profile("smoke")) is smoke
-    assert set(da.list_discriminator_study_presets()) >= {"paper", "smoke"}
 
 
 @pytest.mark.parametrize("changes, error", [
@@ -48,57 +44,49 @@ def test_presets_cover_the_paper_grid():
 ])
 def test_invalid_configs_are_rejected(changes, error):
     with pytest.raises(error):
-        da.discriminator_study_config_for("smoke").replace(**changes)
-    with pytest.raises(UnknownNameError, match="no discriminator-study preset"):
-        da.discriminator_study_config_for("nope")
+        get_profile("smoke").discriminators.replace(**changes)
+    with pytest.raises(error):
+        get_profile("smoke", **{f"discriminators.{k}": v for k, v in changes.items()})
 
 
-def test_plan_merges_ablation_and_sweep_cells():
-    prof = get_profile("smoke", seed=3)
-    cfg = da.discriminator_study_config_for("smoke").replace(seeds=2)
-    plan = da.plan_runs(prof, cfg)
-    keys = [(p.head, p.backbone, p.lambda_adv, p.seed) for p in plan]
-    assert len(keys) == len(set(keys))
+def _study_runs(prof):
+    graph = build_graph(prof)
+    return graph, [s for s in graph if s.task == "sr_train" and "04" in s.notebooks]
+
+
+def test_graph_merges_ablation_and_sweep_cells():
+    prof = get_profile("smoke", seed=3, **{"discriminators.seeds": 2})
+    cfg = prof.discriminators
+    graph, runs = _study_runs(prof)
+    stage2 = [s for s in runs if s.params["stage"] == "stage2"]
     n_bb, n_lam = len(cfg.backbones), len(cfg.sweep_lambda_adv)
     # base + vanilla cells + patch sweep (the patch ablation cell is the sweep's lambda=5e-3, first seed)
-    assert len(plan) == 1 + n_bb + n_bb * n_lam * 2
-    assert plan[0].head == "none" and plan[0].roles == ("base",)
-    merged = [p for p in plan if p.roles == ("ablation", "sweep")]
-    assert {(p.head, p.lambda_adv, p.seed) for p in merged} == {("patch", 5e-3, 3)} and len(merged) == n_bb
-    assert {p.seed for p in plan if "sweep" in p.roles} == {3, 4}
+    assert len(stage2) == 1 + n_bb + n_bb * n_lam * 2
+    assert stage2[0].roles == ("base",) and stage2[0].params["train"].lambda_adv == 0
+    merged = [s for s in stage2 if set(s.roles) == {"ablation", "sweep"}]
+    assert len(merged) == n_bb
+    assert {(s.params["train"].discriminator.head, s.params["train"].lambda_adv, s.params["seed"])
+            for s in merged} == {("patch", 5e-3, 3)}
+    assert {s.params["seed"] for s in stage2 if "sweep" in s.roles} == {3, 4}
 
 
-def test_runs_share_notebook_02_folders_when_configs_match(tmp_path):
+def test_runs_share_notebook_02_folders_when_configs_match():
     prof = get_profile("smoke")
-    scfg = sro.study_config(prof)
-    dcfg = da.discriminator_study_config_for(prof)
-    stage1 = open_run(tmp_path, "sr", "stage1-l1", sro._stage1_cfg(prof, scfg))
-    ab = "initial (seed=0); notebook 01 not run"
-
-    def folder(spec):
-        name, cfg, tcfg = da._run_identity(prof, scfg, dcfg, spec, stage1, ab)
-        return open_run(tmp_path, "sr", name, cfg).path, tcfg
-
-    def nb02(setting):
-        return open_run(tmp_path, "sr", f"{setting}-vgg16", sro._stage2_cfg(prof, scfg, setting, "vgg16",
-                                                                          stage1.path.name, ab)).path
-
-    base, tb = folder(da.DiscriminatorRun("none", None, 0.0, 0, ("base",)))
-    assert base == nb02("rec+perceptual") and tb.lambda_adv == 0 and tb.lambda_rec == 1e-2
-    vanilla, tv = folder(da.DiscriminatorRun("vanilla", "vgg16", 5e-3, 0, ("ablation",)))
-    assert vanilla == nb02("rec+perceptual+adv")
-    assert (tv.discriminator.backbone, tv.discriminator.head, tv.lambda_adv) == ("vgg16", "vanilla", 5e-3)
-    patch, tp = folder(da.DiscriminatorRun("patch", "resnet50", 2e-2, 1, ("sweep",)))
-    assert patch.name.startswith("disc-patch-resnet50-adv2e-02-s1-")
-    assert (tp.discriminator.head, tp.lambda_adv, tp.iterations) == ("patch", 2e-2, scfg.stage2.iterations)
-    cfg = json.loads(json.dumps(to_jsonable(da._run_identity(
-        prof, scfg, dcfg, da.DiscriminatorRun("patch", "resnet50", 2e-2, 1, ("sweep",)), stage1, ab)[1])))
-    assert cfg["train_seed"] == 1 and cfg["stage"] == "stage2" and cfg["init_from"] == stage1.path.name
-    # seeds, heads, backbones and weights all give distinct folders
-    others = [folder(da.DiscriminatorRun(h, b, lam, s, ("sweep",)))[0]
-              for h, b, lam, s in [("patch", "vgg16", 5e-3, 0), ("patch", "vgg16", 5e-3, 1), ("patch", "vgg16", 1e-3, 0),
-                                   ("vanilla", "resnet50", 5e-3, 0)]]
-    assert len({base, vanilla, patch, *others}) == 7
+    graph, runs = _study_runs(prof)
+    nb02 = {s.name: s for s in graph if s.task == "sr_train" and "02" in s.notebooks}
+    base = next(s for s in runs if "base" in s.roles)
+    assert base is nb02["rec+perceptual-vgg16"] and base.key.startswith("rec_perceptual-vgg16-")
+    assert base.params["train"].lambda_rec == 1e-2 and "04" in base.notebooks
+    vanilla = [s for s in runs if "ablation" in s.roles and s.params["train"].discriminator.head == "vanilla"
+               and s.params["train"].discriminator.backbone == "vgg16"]
+    assert vanilla == [nb02["rec+perceptual+adv-vgg16"]]
+    patch = next(s for s in runs if s.name == "disc-patch-resnet50-adv2e-03-s0")
+    tp = patch.params["train"]
+    assert (tp.discriminator.head, tp.lambda_adv, tp.iterations) == ("patch", 2e-3, prof.sr.stage2.iterations)
+    stage1 = graph.get("sr/stage1-l1")
+    assert patch.deps[0] == stage1.key and patch.identity["train_seed"] == 0
+    # every cell of the study is its own folder
+    assert len({s.key for s in runs}) == len(runs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,11 +145,11 @@ def test_export_loads_in_notebook_03_and_is_listed(tmp_path):
 # Table 3 and figures (synthetic results)
 # ----------------------------------------------------------------------------------------------
 def _synthetic_result(tmp_path, seeds=2):
-    cfg = da.discriminator_study_config_for("smoke").replace(seeds=seeds)
-    prof = get_profile("smoke")
+    prof = get_profile("smoke", **{"discriminators.seeds": seeds})
+    cfg = prof.discriminators
     rng = np.random.default_rng(0)
     runs, summary, curves = [], [], []
-    for i, spec in enumerate(da.plan_runs(prof, cfg)):
+    for i, spec in enumerate(da.study_cells(prof)):
         collapsed = spec.backbone == "dinov2_vits14" and spec.lambda_adv == 5e-2
         rid = f"run{i}"
         runs.append({"head": spec.head, "backbone": spec.backbone, "display": da._display_backbone(spec.backbone),
@@ -180,9 +168,7 @@ def _synthetic_result(tmp_path, seeds=2):
                                "seed": spec.seed, "status": runs[-1]["status"], "step": step,
                                "d_gap": rng.normal(), "grad_norm_g": abs(rng.normal()) + 0.1})
     runs_df, summary_df = pd.DataFrame(runs), pd.DataFrame(summary)
-    from asymlib.sr.config import sr_config_for
-
-    return da.DiscriminatorStudyResult("smoke", "random", cfg, sr_config_for("smoke"), runs_df, pd.DataFrame(),
+    return da.DiscriminatorStudyResult("smoke", "random", cfg, get_profile("smoke").sr, runs_df, pd.DataFrame(),
                                        summary_df, da.table3(runs_df, summary_df), pd.DataFrame(curves),
                                        pd.DataFrame(), {}, "initial")
 
@@ -233,17 +219,18 @@ def test_fig7_marks_collapsed_runs_and_shows_seed_spread(tmp_path):
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_tiny_study_trains_exports_and_reuses_runs(tmp_path):
-    prof = get_profile("smoke")
-    scfg = sro.study_config(prof, iterations=1, stage1_iterations=1).replace(
-        **{"stage2.checkpoint_every": 1, "stage1.checkpoint_every": 1, "data.sample_images": 0})
-    dcfg = da.discriminator_study_config_for(prof).replace(backbones=("vgg16",), heads=("patch",),
-                                                            sweep_lambda_adv=(5e-3,))
-    res = da.run_discriminator_study(prof, tmp_path, dcfg, scfg, progress=False, evaluate=False)
+    prof = get_profile("smoke", **{
+        "sr.stage2.iterations": 1, "sr.stage1.iterations": 1, "sr.stage2.checkpoint_every": 1,
+        "sr.stage1.checkpoint_every": 1, "sr.data.sample_images": 0, "sr.alpha_beta": "init",
+        "discriminators.backbones": ["vgg16"], "discriminators.heads": ["patch"],
+        "discriminators.sweep_lambda_adv": [5e-3]})
+    res = da.run_discriminator_study(prof, tmp_path, progress=False, evaluate=False)
     assert list(res.runs["roles"]) == ["base", "ablation+sweep"]
     assert (res.runs["status"] == "finished").all() and (res.runs["step"] == 1).all()
     base, patch = res.runs["run_id"]
     assert base.startswith("rec_perceptual-vgg16-") and patch.startswith("disc-patch-vgg16-adv5e-03-s0-")
     assert (tmp_path / "runs" / "sr" / patch / da.BACKBONE_EXPORT_NAME).is_file()
+    assert res.runs["export"].iloc[1] == f"runs/sr/{patch}/{da.BACKBONE_EXPORT_NAME}"
     gan = da.list_gan_backbones(tmp_path / "runs")
     assert gan[["backbone", "head", "lambda3", "seed", "status"]].values.tolist() == [
         ["vgg16", "patch", 5e-3, 0, "finished"]]
@@ -251,6 +238,6 @@ def test_tiny_study_trains_exports_and_reuses_runs(tmp_path):
     assert set(cur["run_id"]) == {patch} and np.isfinite(cur["d_gap"]).all()
     assert cur["grad_norm_g"].gt(0).all()  # recorded through the trainer's on_step callback
     stamps = {r: Run(tmp_path / "runs" / "sr" / r, {}).status for r in res.runs["run_id"]}
-    again = da.run_discriminator_study(prof, tmp_path, dcfg, scfg, progress=False, evaluate=False)
+    again = da.run_discriminator_study(prof, tmp_path, progress=False, evaluate=False)
     assert list(again.runs["run_id"]) == list(res.runs["run_id"])
     assert {r: Run(tmp_path / "runs" / "sr" / r, {}).status for r in again.runs["run_id"]} == stamps

@@ -159,9 +159,15 @@ def test_recovery_is_a_cached_run(tmp_path):
     first = run_recovery(SMOKE, tmp_path, cfg, progress=False)
     res = first["results"]["VGG-16-R / noise"]
     assert len(res.losses) == 4 and res.losses[-1] < res.losses[0]
-    assert first["sources"]["VGG-16-R"].startswith("initial")  # no notebook-01 run in tmp_path
-    run_dirs = list((tmp_path / "analysis").iterdir())
+    assert first["sources"]["VGG-16-R"].startswith("initial")  # VGG-16-R's alpha/beta are never trained
+    run_dirs = list((tmp_path / "runs" / "analysis").iterdir())
     assert len(run_dirs) == 1 and (run_dirs[0] / "status.json").is_file()
+    assert run_dirs[0].name.startswith("recovery-vgg16_r-noise-")
+    mtime = (run_dirs[0] / "result.pt").stat().st_mtime_ns
     again = run_recovery(SMOKE, tmp_path, cfg, progress=False)["results"]["VGG-16-R / noise"]
     assert torch.equal(again.image, res.image) and again.losses == res.losses
-    assert len(list((tmp_path / "analysis").iterdir())) == 1
+    assert len(list((tmp_path / "runs" / "analysis").iterdir())) == 1
+    assert (run_dirs[0] / "result.pt").stat().st_mtime_ns == mtime
+    # a trained metric's recovery depends on notebook 01's run; without training it is left out
+    cfg2 = figures_config_for("smoke", recovery_metrics=["vgg16"], recovery_inits=["noise"], recovery_steps=3)
+    assert run_recovery(SMOKE, tmp_path, cfg2, progress=False, train_missing=False)["results"] == {}

@@ -1,5 +1,5 @@
-"""GAN-based initialization (notebook 03): GAN checkpoints from SR runs, architecture checks, NR-IQA model and
-training, the FR/NR study on a tiny synthetic set, tables and figures."""
+"""GAN-based initialization (notebook 03): GAN checkpoints from the graph's GAN-source SR runs, architecture
+checks, NR-IQA model and training, the FR/NR study on a tiny synthetic set, tables and figures."""
 from __future__ import annotations
 
 import json
@@ -15,9 +15,10 @@ from asymlib.config import get_profile
 from asymlib.discriminators import create_discriminator, read_backbone_export
 from asymlib.errors import CheckpointError, ConfigError, UnknownNameError, WeightsUnavailableError
 from asymlib.experiments.gan_initialization import (
-    GanSourceConfig, GanUnavailableError, find_gan_backbones, gan_backbone_checkpoint, gan_init_config, nr_table,
-    plot_fr_initialization, plot_nr_initialization, resolve_initializations, run_fr_initialization,
-    run_nr_initialization, table2_comparison)
+    gan_init_config, nr_table, plot_fr_initialization, plot_nr_initialization, resolve_initializations,
+    run_fr_initialization, run_nr_initialization, table2_comparison)
+from asymlib.pipeline import build_graph
+from asymlib.pipeline.declare import gan_source_spec
 from asymlib.iqa.nr import (NRTrainConfig, SyntheticNRDataset, create_nr_model, evaluate_nr, load_nr_checkpoint,
                             train_nr_model)
 from asymlib.iqa.synthetic import SyntheticFRBenchmark
@@ -37,17 +38,16 @@ def _gan_discriminator(backbone: str, head: str = "vanilla", seed: int = 0):
     return disc
 
 
-def _fake_sr_run(runs_dir, name: str, backbone: str, *, head: str = "vanilla", status: str = "finished",
-                 profile: str = "smoke", lambda_adv: float = 5e-3, seed: int = 0):
-    """An SR run folder as the trainer leaves it: config.json, status.json and discriminator.pt."""
-    run = runs_dir / "sr" / name
+def _fake_gan_source(out, prof, backbone: str, *, status: str = "finished"):
+    """The graph's GAN-source SR run of ``backbone`` as the trainer leaves it: config.json, status.json and
+    discriminator.pt (weights that differ from any random initialization)."""
+    graph = build_graph(prof)
+    spec = graph[graph.add(gan_source_spec(prof, graph, backbone))]
+    run = spec.path(out)
     run.mkdir(parents=True)
-    disc = _gan_discriminator(backbone, head, seed)
-    cfg = {"study": "sr_optimization", "stage": "stage2", "profile": profile, "seed": 0,
-           "setting": "rec+perceptual+adv", "metric": "vgg16",
-           "train": {"iterations": 4, "lambda_rec": 0.01, "lambda_per": 1.0, "lambda_adv": lambda_adv,
-                     "discriminator": {"backbone": backbone, "head": head, "spectral_norm": False, "lr": None}}}
-    (run / "config.json").write_text(json.dumps(cfg))
+    disc = _gan_discriminator(backbone, prof.gan_init.gan.head, prof.seed)
+    (run / "config.json").write_text(json.dumps(spec.record()))
+    (run / "provenance.json").write_text(json.dumps({"profile": prof.name}))
     atomic_torch_save({"state_dict": {k: v.cpu() for k, v in disc.state_dict().items()}, "step": 4,
                        "describe": disc.describe()}, run / "discriminator.pt")
     (run / "status.json").write_text(json.dumps({"status": status, "step": 4}))
@@ -66,7 +66,7 @@ def test_gan_export_of_another_architecture_fails_clearly(tmp_path):
     with pytest.raises(CheckpointError):
         create_nr_model("vgg16", weights=path)
     with pytest.raises(CheckpointError):
-        resolve_initializations(get_profile("smoke"), tmp_path / "runs", gan_init_config("smoke", backbones=["vgg16"]),
+        resolve_initializations(get_profile("smoke", **{"gan_init.backbones": ["vgg16"]}), tmp_path / "out",
                                 gan_checkpoints={"vgg16": path})
     # same backbone, but key names of another architecture
     sd = read_backbone_export(path)
@@ -76,19 +76,17 @@ def test_gan_export_of_another_architecture_fails_clearly(tmp_path):
         create_feature_extractor("vgg16", weights=tmp_path / "renamed.pt")
 
 
-def test_gan_checkpoint_found_in_sr_runs_and_exported(tmp_path):
-    runs = tmp_path / "runs"
-    prof = get_profile("smoke")
-    run, disc = _fake_sr_run(runs, "rec_perceptual_adv-vgg16-aaa", "vgg16")
-    _fake_sr_run(runs, "disc-patch-vgg16-adv5e-03-s0-bbb", "vgg16", head="patch")
-    _fake_sr_run(runs, "a-collapsed-vgg16-ccc", "vgg16", status="collapsed")
-    _fake_sr_run(runs, "a-paper-vgg16-ddd", "vgg16", profile="paper")
-    found = find_gan_backbones("vgg16", prof, runs)
-    assert [c.sr_run for c in found] == ["rec_perceptual_adv-vgg16-aaa", "disc-patch-vgg16-adv5e-03-s0-bbb"]
-    assert not any(c.exported for c in found)  # finding writes nothing
-
-    path = gan_backbone_checkpoint("vgg16", prof, runs)
-    assert path == run / "discriminator_backbone.pt" and path.is_file()
+def test_gan_initialization_is_the_export_of_the_graphs_gan_source_run(tmp_path):
+    out = tmp_path / "out"
+    prof = get_profile("smoke", **{"gan_init.backbones": ["vgg16", "resnet50"], "gan_init.initializations": ["gan"]})
+    run, disc = _fake_gan_source(out, prof, "vgg16")
+    # a collapsed GAN source gives a skipped initialization with the reason, never another run's discriminator
+    _fake_gan_source(out, prof, "resnet50", status="collapsed")
+    srcs = resolve_initializations(prof, out, train_missing=False)
+    vgg, res = srcs["vgg16", "gan"], srcs["resnet50", "gan"]
+    assert vgg.available and vgg.gan is not None and vgg.gan.sr_run == run.name
+    path = run / "discriminator_backbone.pt"
+    assert vgg.weights == str(path) and path.is_file()
     header = read_backbone_export(path)
     assert header["backbone"] == "vgg16" and header["weights_origin"] == "gan"
     fx = create_feature_extractor("vgg16", weights=path)
@@ -96,24 +94,22 @@ def test_gan_checkpoint_found_in_sr_runs_and_exported(tmp_path):
     key = next(iter(fx.backbone_state_dict()))
     torch.testing.assert_close(fx.backbone_state_dict()[key], disc.backbone.backbone_state_dict()[key])
     assert not torch.equal(fx.backbone_state_dict()[key], rnd.backbone_state_dict()[key])
-    assert find_gan_backbones("resnet50", prof, runs) == []
-    with pytest.raises(GanUnavailableError, match="resnet50"):
-        gan_backbone_checkpoint("resnet50", prof, runs, GanSourceConfig(train_if_missing=False))
-    srcs = resolve_initializations(prof, runs, gan_init_config(prof, backbones=["resnet50"], initializations=["gan"],
-                                                               **{"gan.train_if_missing": False}))
-    assert not srcs["resnet50", "gan"].available and "no discriminator checkpoint" in srcs["resnet50", "gan"].status
+    assert not res.available and "collapsed" in res.status
+    # nothing trained and training off: skipped, naming the run that would provide it
+    srcs = resolve_initializations(prof.replace(**{"gan_init.backbones": ["dinov2_vits14"]}), out,
+                                   train_missing=False)
+    src = srcs["dinov2_vits14", "gan"]
+    assert not src.available and "not trained" in src.status and "disc-vanilla-dinov2_vits14" in src.detail
 
 
 def test_imagenet_is_never_replaced_by_random_weights(tmp_path):
-    prof = get_profile("smoke")
-    srcs = resolve_initializations(prof, tmp_path / "runs", gan_init_config(prof, backbones=["vgg16"],
-                                                                            initializations=["random", "imagenet"]))
+    prof = get_profile("smoke", **{"gan_init.backbones": ["vgg16"], "gan_init.initializations": ["random", "imagenet"]})
+    srcs = resolve_initializations(prof, tmp_path / "out")
     assert srcs["vgg16", "imagenet"].weights is None
     assert srcs["vgg16", "imagenet"].status == "skipped: imagenet (not available offline)"
     with pytest.raises(WeightsUnavailableError):
-        resolve_initializations(prof, tmp_path / "runs", gan_init_config(prof, backbones=["vgg16"],
-                                                                         initializations=["imagenet"],
-                                                                         require_imagenet=True))
+        resolve_initializations(prof.replace(**{"gan_init.initializations": ["imagenet"],
+                                                "gan_init.require_imagenet": True}), tmp_path / "out")
 
 
 def test_config_presets_and_validation():
@@ -164,15 +160,16 @@ def test_nr_model_trains_selects_on_val_and_checks_checkpoints(tmp_path):
 
 
 def test_fr_and_nr_study_tables_figures_and_reuse(tmp_path):
-    runs = tmp_path / "out" / "runs"
-    prof = get_profile("smoke", **SMALL_SYNTH)
-    _fake_sr_run(runs, "rec_perceptual_adv-vgg16-aaa", "vgg16")
-    cfg = gan_init_config(prof, backbones=["vgg16"], n_bootstrap=20,
-                          **{"nr_train.iterations": 2, "nr_train.eval_every": 2, "nr_train.hidden": 16})
-    sources = resolve_initializations(prof, runs, cfg)
+    out = tmp_path / "out"
+    runs = out / "runs"
+    prof = get_profile("smoke", **SMALL_SYNTH, **{
+        "gan_init.backbones": ["vgg16"], "gan_init.n_bootstrap": 20, "gan_init.nr_train.iterations": 2,
+        "gan_init.nr_train.eval_every": 2, "gan_init.nr_train.hidden": 16})
+    _fake_gan_source(out, prof, "vgg16")
+    sources = resolve_initializations(prof, out, train_missing=False)
     assert [s.status for s in sources.values()] == ["ok", "ok", "skipped: imagenet (not available offline)"]
 
-    fr = run_fr_initialization(prof, runs, cfg, sources)
+    fr = run_fr_initialization(prof, out, sources)
     avg = fr[fr["benchmark"] == "Average"].set_index("initialization")
     assert avg.loc["gan", "weights_source"].startswith("file(") and "discriminator_backbone.pt" in \
         avg.loc["gan", "weights_source"]
@@ -184,7 +181,7 @@ def test_fr_and_nr_study_tables_figures_and_reuse(tmp_path):
     assert t2.loc[0, "paper SRCC (avg)"] == pytest.approx(0.692)  # VGG-16, Random in the paper's Table 2
     assert "smoke SRCC (avg)" in t2.columns and "SRCC" not in t2.columns
 
-    nr = run_nr_initialization(prof, runs, cfg, sources)
+    nr = run_nr_initialization(prof, out, sources)
     assert list(nr["initialization"]) == ["random", "gan", "imagenet"]
     done = nr[nr["status"] == "ok"]
     assert done["srcc"].between(-1, 1).all() and (done["n"] == 10).all()
@@ -201,7 +198,7 @@ def test_fr_and_nr_study_tables_figures_and_reuse(tmp_path):
     assert "smoke SRCC (test)" in table.columns and table["status"].iloc[2].startswith("skipped")
     # finished runs are reused: same numbers, nothing retrained
     mtimes = [(d / "results.csv").stat().st_mtime_ns for d in run_dirs]
-    again = run_nr_initialization(prof, runs, cfg, sources)
+    again = run_nr_initialization(prof, out, sources)
     assert [(d / "results.csv").stat().st_mtime_ns for d in run_dirs] == mtimes
     pd.testing.assert_series_equal(again["srcc"], nr["srcc"])
 

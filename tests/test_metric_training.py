@@ -100,16 +100,19 @@ def test_metric_study_smoke_runs_and_reuses(tmp_path):
     row = df[(df["metric"] == "vgg16") & (df["benchmark"] == "Synthetic levels")].iloc[0]
     assert row["srcc_low"] <= row["srcc"] <= row["srcc_high"]
     assert row["srcc"] > 0.5  # blur and noise levels are ordered correctly even with random weights
-    run_dirs = sorted((tmp_path / "metric").iterdir())
-    assert len(run_dirs) == 2
+    run_dirs = sorted((tmp_path / "runs" / "metric").iterdir())
+    eval_dirs = sorted((tmp_path / "runs" / "metric_eval").iterdir())
+    assert len(run_dirs) == 2 and len(eval_dirs) == 2
     for d in run_dirs:
-        assert {"config.json", "provenance.json", "results.csv", "status.json", "metric_weights.pt"} <= {
-            p.name for p in d.iterdir()}
+        assert {"config.json", "provenance.json", "status.json", "metric_weights.pt"} <= {p.name for p in d.iterdir()}
+    for d in eval_dirs:
+        assert {"config.json", "results.csv", "status.json"} <= {p.name for p in d.iterdir()}
     trained = [d for d in run_dirs if d.name.startswith("vgg16-")][0]
     assert (trained / "log.jsonl").is_file() and (trained / "tb").is_dir()
-    mtime = (trained / "results.csv").stat().st_mtime
+    assert set(df["run_dir"]) == {f"runs/metric/{d.name}" for d in run_dirs}  # relative to the output folder
+    mtimes = [(d / "results.csv").stat().st_mtime_ns for d in eval_dirs]
     df2 = run_metric_study(prof, tmp_path, metrics=["vgg16_r", "vgg16"])  # reused, nothing recomputed
-    assert (trained / "results.csv").stat().st_mtime == mtime
+    assert [(d / "results.csv").stat().st_mtime_ns for d in eval_dirs] == mtimes
     pd.testing.assert_frame_equal(df.reset_index(drop=True), df2.reset_index(drop=True))
     state = torch.load(trained / "metric_weights.pt", weights_only=True)
     assert state["alpha"].shape == (1, 1475, 1, 1)

@@ -19,6 +19,7 @@ from asymlib.errors import (
 from asymlib.sr.data import PairedSRDataset
 from asymlib.sr.ema import ModelEMA
 from asymlib.sr.losses import (
+    generator_loss,
     get_adversarial_loss,
     relativistic_discriminator_loss,
     relativistic_discriminator_loss_fake,
@@ -239,6 +240,41 @@ def test_relativistic_gradients_and_split_form():
     assert f3.grad.sum() < 0
     with pytest.raises(InputSizeError):
         relativistic_generator_loss(torch.zeros(2, 1), torch.zeros(2, 1, 2, 2))
+
+
+class _Counting(nn.Module):
+    """A stand-in metric (``(B,)`` mean absolute difference) or discriminator (1x1 conv logits) that counts calls."""
+
+    def __init__(self, disc: bool = False) -> None:
+        super().__init__()
+        self.calls = 0
+        self.conv = nn.Conv2d(3, 1, 1) if disc else None
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        self.calls += 1
+        return self.conv(x) if self.conv is not None else (x - y).abs().flatten(1).mean(1)
+
+
+def test_generator_loss_is_eq1_and_skips_zero_terms():
+    g = torch.Generator().manual_seed(3)
+    hr = torch.rand(2, 3, 8, 8, generator=g)
+    sr = torch.rand(2, 3, 8, 8, generator=g).requires_grad_()
+    metric, disc = _Counting(), _Counting(disc=True)
+    total, terms = generator_loss(sr, hr, lambda_rec=0.5, lambda_per=2.0, lambda_adv=0.1, metric=metric,
+                                  discriminator=disc)
+    expected = (0.5 * torch.nn.functional.l1_loss(sr, hr) + 2.0 * metric(sr, hr).mean()
+                + 0.1 * relativistic_generator_loss(disc(hr).detach(), disc(sr)))
+    assert set(terms) == {"l_rec", "l_per", "l_g_adv", "l_total"} and terms["l_total"] is total
+    assert torch.allclose(total, expected) and total.requires_grad
+    metric.calls = disc.calls = 0
+    total, terms = generator_loss(sr, hr, lambda_rec=1.0, lambda_per=0.0, lambda_adv=0.0, metric=metric,
+                                  discriminator=disc)
+    assert set(terms) == {"l_rec", "l_total"} and metric.calls == disc.calls == 0
+    assert torch.equal(total, torch.nn.functional.l1_loss(sr, hr))
+    with pytest.raises(ConfigError, match="no perceptual metric"):
+        generator_loss(sr, hr, lambda_rec=0.0, lambda_per=1.0, lambda_adv=0.0)
+    with pytest.raises(ConfigError, match="no discriminator"):
+        generator_loss(sr, hr, lambda_rec=0.0, lambda_per=0.0, lambda_adv=1.0)
 
 
 # --------------------------------------------------------------------------- EMA

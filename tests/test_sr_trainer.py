@@ -18,28 +18,13 @@ from torch import nn
 
 from asymlib.errors import CheckpointError, ConfigError, DatasetError, ImageReadError
 from asymlib.runs import open_run
-from asymlib.sr.config import (SR_SETTINGS, DiscriminatorConfig, SRTrainConfig, get_setting, sr_config_for)
+from asymlib.sr.config import SR_SETTINGS, DiscriminatorConfig, get_setting, sr_config_for
 from asymlib.sr.models import create_sr_model
 from asymlib.sr.trainer import load_checkpoint, load_generator_weights, train_sr
 
+from tests._tiny_sr import tiny_cfg, tiny_images, tiny_model
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def tiny_model() -> nn.Module:
-    torch.manual_seed(0)
-    return create_sr_model(preset="small", depths=(2, 2), num_heads=(6, 6))
-
-
-def tiny_images() -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return {f"img{i}": torch.rand(3, 80, 80, generator=g) for i in range(3)}
-
-
-def tiny_cfg(**kw) -> SRTrainConfig:
-    base = dict(iterations=4, batch_size=2, hr_crop=32, milestones=(2,), lambda_rec=1.0, lambda_per=0.0,
-                lambda_adv=0.0, checkpoint_every=2, log_every=1, sample_every=100, num_workers=0, ema_decay=0.5)
-    base.update(kw)
-    return SRTrainConfig(**base)
 
 
 # ---------------------------------------------------------------------------------------------- presets
@@ -142,6 +127,7 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "finished" and status["resumed_from"] == 2
     steps = [json.loads(line)["step"] for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]  # step 3, logged before the kill, is not repeated after the resume
     assert steps[-1] == 5 and {"d_loss", "d_real", "d_fake", "lr"} <= set(
         json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1]))
 

@@ -45,3 +45,29 @@ def test_runner_requires_parameters_cell(tmp_path, capsys):
 def test_unknown_profile_is_rejected():
     with pytest.raises(SystemExit):
         main(["--profile", "nope"])
+
+
+def test_overrides_reach_every_notebook_and_only_must_match(tmp_path, capsys):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    cell = ("import json\nfrom pathlib import Path\nfrom asymlib.config import get_profile\n"
+            "p = get_profile(profile, **overrides)\n"
+            "Path(output_dir, NAME + '.json').write_text(json.dumps([p.sr.stage2.iterations, train_missing]))")
+    for name in ("01_a", "02_b"):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("profile = 'smoke'\noutput_dir = None\nfigures_dir = None\n"
+                                              "overrides = {}\ntrain_missing = None", metadata={"tags": ["parameters"]}),
+                    nbformat.v4.new_code_cell(cell.replace("NAME", repr(name)))]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, nbs / f"{name}.ipynb")
+    out = tmp_path / "out"
+    code = main(["--profile", "smoke", "--output", str(out), "--figures", str(out / "f"), "--notebooks", str(nbs),
+                 "--set", "sr.stage2.iterations=7", "--no-train-missing"])
+    assert code == 0, capsys.readouterr().err
+    for name in ("01_a", "02_b"):
+        assert (out / f"{name}.json").read_text() == "[7, false]"
+    assert main(["--profile", "smoke", "--output", str(out), "--notebooks", str(nbs), "--only", "7"]) == 1
+    assert "matches no notebook" in capsys.readouterr().err
+    assert main(["--profile", "smoke", "--output", str(out), "--notebooks", str(nbs),
+                 "--set", "sr.stage2.iterations=abc"]) == 1
+    assert "SRTrainConfig.iterations" in capsys.readouterr().err

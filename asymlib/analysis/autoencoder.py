@@ -1,13 +1,14 @@
 """A small convolutional autoencoder trained with the SR objectives, as a second task (paper Fig. 16).
 
-The same composite objective as the SR study (Eq. 1),
+The same composite objective as the SR study (Eq. 1, :func:`asymlib.sr.losses.generator_loss`),
 
     loss = lambda_1 * L1(x_hat, x) + lambda_2 * metric(x_hat, x) + lambda_3 * l_adv(x_hat, x),
 
-with the relativistic average adversarial loss of :mod:`asymlib.sr.losses`, Adam(0.9, 0.99) and alternating
-generator/discriminator updates, applied to reconstruction ``x -> encoder -> decoder -> x_hat`` instead of
-super-resolution. Whether perceptual metrics leave artifacts (checkerboards from the decoder's upsampling)
-and whether an adversarial term removes them can then be checked on a task other than SR.
+with the same loss weights (:data:`OBJECTIVE_SETTINGS`: SR stage 1's L1 objective and the four stage-2 settings
+of :data:`asymlib.sr.config.SR_SETTINGS`), Adam(0.9, 0.99) and alternating generator/discriminator updates,
+applied to reconstruction ``x -> encoder -> decoder -> x_hat`` instead of super-resolution. Whether perceptual
+metrics leave artifacts (checkerboards from the decoder's upsampling) and whether an adversarial term removes
+them can then be checked on a task other than SR.
 
 Architecture (:class:`ConvAutoencoder`): per level a stride-2 3x3 conv and a residual block going down,
 a 1x1 conv to ``latent_channels`` at the bottleneck, and the mirror image going up with nearest (or
@@ -40,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, UnknownNameError
+from ..sr.config import SR_SETTINGS, STAGE1_LAMBDAS
 from .recovery import as_batch, to_numpy_image
 
 __all__ = [
@@ -199,14 +201,29 @@ def create_autoencoder(preset: str = "tiny", seed: int = 0, **overrides: Any) ->
 # ------------------------------------------------------------------------------------------------
 # Objectives
 # ------------------------------------------------------------------------------------------------
+_TERMS = (("rec", "Rec."), ("per", "Per."), ("adv", "Adv."))
+
+
 @dataclass(frozen=True)
 class ObjectiveWeights:
-    """``(lambda_1, lambda_2, lambda_3)`` of Eq. 1: L1 reconstruction, perceptual metric, adversarial."""
+    """``(lambda_1, lambda_2, lambda_3)`` of Eq. 1 (each ``>= 0``): L1 reconstruction, perceptual metric,
+    adversarial. ``key`` (``"rec_per"``) and ``display`` (``"Rec.+Per."``) name the terms that are on."""
 
     rec: float = 0.0
     perceptual: float = 0.0
     adversarial: float = 0.0
-    display: str = ""
+
+    @property
+    def lambdas(self) -> tuple[float, float, float]:
+        return (self.rec, self.perceptual, self.adversarial)
+
+    @property
+    def key(self) -> str:
+        return "_".join(key for (key, _), w in zip(_TERMS, self.lambdas) if w > 0)
+
+    @property
+    def display(self) -> str:
+        return "+".join(label for (_, label), w in zip(_TERMS, self.lambdas) if w > 0)
 
     @property
     def needs_metric(self) -> bool:
@@ -217,14 +234,11 @@ class ObjectiveWeights:
         return self.adversarial > 0
 
 
-# The four second-stage settings of Sec. 3.1 (lambda_1 = 1e-2, lambda_2 = 1, lambda_3 = 5e-3, as ESRGAN),
-# plus the first-stage L1-only objective.
+# SR stage 1's L1-only objective, then the four stage-2 settings of Table 1 at the paper's lambdas:
+# rec, per, rec_per, per_adv, rec_per_adv.
 OBJECTIVE_SETTINGS: dict[str, ObjectiveWeights] = {
-    "rec": ObjectiveWeights(rec=1.0, display="Rec."),
-    "per": ObjectiveWeights(perceptual=1.0, display="Per."),
-    "rec_per": ObjectiveWeights(rec=1e-2, perceptual=1.0, display="Rec.+Per."),
-    "per_adv": ObjectiveWeights(perceptual=1.0, adversarial=5e-3, display="Per.+Adv."),
-    "rec_per_adv": ObjectiveWeights(rec=1e-2, perceptual=1.0, adversarial=5e-3, display="Rec.+Per.+Adv."),
+    w.key: w
+    for w in [ObjectiveWeights(*STAGE1_LAMBDAS)] + [ObjectiveWeights(*s.lambdas()) for s in SR_SETTINGS.values()]
 }
 
 
@@ -349,7 +363,7 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
     """
     from tqdm.auto import tqdm
 
-    from ..sr.losses import relativistic_discriminator_loss, relativistic_generator_loss
+    from ..sr.losses import generator_loss, relativistic_discriminator_loss
 
     config.validate()
     obj = get_objective(objective)
@@ -375,26 +389,15 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
     model.train()
     rows: list[dict[str, float]] = []
     start = time.perf_counter()
-    bar = tqdm(range(1, config.steps + 1), desc=f"autoencoder[{obj.display or 'custom'}]", disable=not progress,
+    bar = tqdm(range(1, config.steps + 1), desc=f"autoencoder[{obj.display}]", disable=not progress,
                leave=False)
     for step in bar:
         x = sampler(config.batch_size)
         # -- generator update (discriminator fixed) --
         with torch.enable_grad():
             x_hat = model(x)
-            l1 = (x_hat - x).abs().mean()
-            loss = obj.rec * l1
-            per = torch.zeros((), device=device)
-            adv = torch.zeros((), device=device)
-            if obj.needs_metric:
-                assert metric is not None
-                per = metric(x_hat, x).mean()
-                loss = loss + obj.perceptual * per
-            if use_d:
-                assert discriminator is not None
-                real_logits = discriminator(x).detach()
-                adv = relativistic_generator_loss(real_logits, discriminator(x_hat))
-                loss = loss + obj.adversarial * adv
+            loss, terms = generator_loss(x_hat, x, lambda_rec=obj.rec, lambda_per=obj.perceptual,
+                                         lambda_adv=obj.adversarial, metric=metric, discriminator=discriminator)
             grads = torch.autograd.grad(loss, g_params)
         for p, g in zip(g_params, grads):
             p.grad = g
@@ -412,8 +415,9 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
         for s in scheds:
             s.step()
         if step == 1 or step == config.steps or step % config.log_every == 0:
-            row = {"step": step, "loss": float(loss.detach()), "l1": float(l1.detach()),
-                   "perceptual": float(per.detach()), "adversarial": float(adv.detach()),
+            row = {"step": step, "loss": float(loss.detach()), "l1": float(F.l1_loss(x_hat.detach(), x)),
+                   "perceptual": float(terms["l_per"].detach()) if "l_per" in terms else 0.0,
+                   "adversarial": float(terms["l_g_adv"].detach()) if "l_g_adv" in terms else 0.0,
                    "d_loss": float(d_loss.detach()), "seconds": time.perf_counter() - start}
             rows.append(row)
             if run is not None:

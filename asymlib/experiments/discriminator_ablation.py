@@ -3,6 +3,8 @@
 Pipeline (every step is a cached run under ``<output>/runs``, shared with notebook 02 wherever the configuration
 is the same; a finished run is reused):
 
+The runs are declared in the study graph (:func:`asymlib.pipeline.declare.discriminator_spec`):
+
 1. ``sr/stage1-l1-<hash>``: notebook 02's L1 pre-training of the generator.
 2. ``sr/rec+perceptual-vgg16-<hash>``: the base without discriminator (``w/o (base)`` row of Table 3), exactly
    notebook 02's "reconstruction + perceptual" run with the VGG-16 metric.
@@ -26,166 +28,43 @@ from the trainer's ``on_step`` callback into ``grad_norms.csv``. When a run's ``
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ..atomic import atomic_write_csv, atomic_write_json
 from ..backbones import get_backbone_spec
-from ..config import Profile
-from ..errors import CheckpointError, ConfigError, UnknownNameError
-from ..metrics.registry import get_metric_preset
-from ..provenance import provenance
+from ..config import DiscriminatorStudyConfig, Profile
+from ..pipeline import StudyContext, ensure
+from ..pipeline.declare import discriminator_spec
+from ..pipeline.sr_runs import (BACKBONE_EXPORT_NAME, GRAD_NORMS_NAME, EvaluatorPool, alpha_beta_source, score_runs,
+                                export_discriminator_backbone, list_gan_backbones)
 from ..reporting import load_paper_table, profile_banner
-from ..runs import Run, open_run, to_jsonable
-from ..sr.config import (
-    PAPER_LAMBDAS,
-    DiscriminatorConfig,
-    SRStudyConfig,
-    SRTrainConfig,
-    get_setting,
-)
-from ..sr.trainer import TrainResult, train_sr
-from . import sr_optimization as sro
+from ..sr.config import SRStudyConfig
 
 __all__ = [
     "BACKBONE_EXPORT_NAME",
-    "DiscriminatorRun",
     "DiscriminatorStudyConfig",
     "DiscriminatorStudyResult",
-    "discriminator_study_config_for",
     "export_discriminator_backbone",
-    "list_discriminator_study_presets",
     "list_gan_backbones",
     "plot_fig7",
     "plot_training_dynamics",
-    "register_discriminator_study_preset",
     "run_discriminator_study",
+    "StudyCell",
+    "study_cells",
     "table3",
     "table3_comparison",
     "training_curves",
 ]
 
-BACKBONE_EXPORT_NAME = "discriminator_backbone.pt"
-GRAD_NORMS_NAME = "grad_norms.csv"
-ADV_SETTING, BASE_SETTING = "rec+perceptual+adv", "rec+perceptual"
 AVERAGE, BASE_LABEL = "Average", "w/o (base)"
 HEAD_TITLES = {"vanilla": "Vanilla", "patch": "Patch-level", "none": "w/o"}
 _PAPER_BACKBONE = {"vgg16": "VGG-16", "resnet50": "ResNet-50", "dinov2_vits14": "DINOv2", "dinov2_vitb14": "DINOv2",
                    "dinov2_vitl14": "DINOv2", "dinov2_vitg14": "DINOv2"}
-
-
-# ----------------------------------------------------------------------------------------------
-# Configuration
-# ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DiscriminatorStudyConfig:
-    """Notebook 04: the Table 3 ablation and the Fig. 7 stability sweep.
-
-    Attributes:
-        backbones: discriminator backbones (:func:`asymlib.discriminators.create_discriminator` names). The paper
-            names "DINOv2" without its size; the paper preset uses ViT-B/14, the smoke preset ViT-S/14.
-        heads: heads of the ablation (``vanilla``, ``patch``).
-        metric: perceptual loss (``l_VGG-16`` in Sec. 3.4), a :mod:`asymlib.metrics` preset key.
-        lambdas: ``(lambda_1, lambda_2, lambda_3)`` of the ablation (Sec. 3.1, as in ESRGAN).
-        spectral_norm: spectral normalization in the discriminator (not used in the paper).
-        sweep_head: head of the stability sweep (the paper sweeps patch-level discriminators).
-        sweep_lambda_adv: the ``lambda_3`` values of the sweep (the paper's values are not stated; log-spaced
-            over 1e-3..5e-2 around ESRGAN's 5e-3).
-        seeds: seeds per sweep cell (``profile.seed, profile.seed + 1, ...``); the ablation uses ``profile.seed``.
-        train_overrides: :class:`~asymlib.sr.config.SRTrainConfig` fields changed from notebook 02's stage-2
-            configuration (empty: the runs share notebook 02's configuration, hence its cached runs).
-        export_backbones: write ``discriminator_backbone.pt`` for every trained discriminator.
-    """
-
-    backbones: tuple[str, ...] = ("vgg16", "resnet50", "dinov2_vitb14")
-    heads: tuple[str, ...] = ("vanilla", "patch")
-    metric: str = "vgg16"
-    lambdas: tuple[float, float, float] = PAPER_LAMBDAS
-    spectral_norm: bool = False
-    sweep_head: str = "patch"
-    sweep_lambda_adv: tuple[float, ...] = (1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
-    seeds: int = 3
-    train_overrides: Mapping[str, Any] = field(default_factory=dict)
-    export_backbones: bool = True
-
-    def __post_init__(self) -> None:
-        from ..discriminators import list_heads
-
-        for h in (*self.heads, self.sweep_head):
-            if h not in list_heads():
-                raise UnknownNameError(f"unknown discriminator head {h!r}; available: {list_heads()}")
-        for b in self.backbones:
-            get_backbone_spec(b)
-        if not self.backbones:
-            raise ConfigError("DiscriminatorStudyConfig.backbones is empty")
-        if self.seeds < 1:
-            raise ConfigError(f"DiscriminatorStudyConfig.seeds must be >= 1, got {self.seeds}")
-        if any(not (v > 0) for v in self.sweep_lambda_adv):
-            raise ConfigError(f"sweep_lambda_adv values must be > 0, got {list(self.sweep_lambda_adv)}")
-        if len(self.lambdas) != 3 or min(self.lambdas) < 0:
-            raise ConfigError(f"lambdas must be three weights >= 0, got {self.lambdas}")
-        bad = set(self.train_overrides) - {f.name for f in dataclasses.fields(SRTrainConfig)}
-        if bad:
-            raise ConfigError(f"train_overrides has unknown SRTrainConfig fields {sorted(bad)}")
-
-    def replace(self, **changes: Any) -> DiscriminatorStudyConfig:
-        return dataclasses.replace(self, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
-
-
-_PRESETS: dict[str, DiscriminatorStudyConfig] = {}
-
-
-def register_discriminator_study_preset(profile: str, config: DiscriminatorStudyConfig) -> DiscriminatorStudyConfig:
-    _PRESETS[profile] = config
-    return config
-
-
-def list_discriminator_study_presets() -> list[str]:
-    return sorted(_PRESETS)
-
-
-def discriminator_study_config_for(profile: Profile | str) -> DiscriminatorStudyConfig:
-    """The notebook-04 preset of a profile (or profile name)."""
-    name = profile if isinstance(profile, str) else profile.name
-    if name not in _PRESETS:
-        raise UnknownNameError(f"no discriminator-study preset for profile {name!r}; "
-                               f"available: {list_discriminator_study_presets()}")
-    return _PRESETS[name]
-
-
-register_discriminator_study_preset("paper", DiscriminatorStudyConfig())
-register_discriminator_study_preset("smoke", DiscriminatorStudyConfig(
-    backbones=("vgg16", "resnet50", "dinov2_vits14"),
-    sweep_lambda_adv=(1e-3, 2e-3, 5e-3, 1e-2, 5e-2),
-    seeds=1,
-))
-
-
-# ----------------------------------------------------------------------------------------------
-# Runs
-# ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DiscriminatorRun:
-    """One training run of the study: ``head="none"`` is the base without discriminator."""
-
-    head: str
-    backbone: str | None
-    lambda_adv: float
-    seed: int
-    roles: tuple[str, ...]  # "base", "ablation", "sweep"
-
-    @property
-    def adversarial(self) -> bool:
-        return self.head != "none"
 
 
 def _paper_backbone(name: str | None) -> str:
@@ -196,237 +75,6 @@ def _paper_backbone(name: str | None) -> str:
 
 def _display_backbone(name: str | None) -> str:
     return BASE_LABEL if name is None else get_backbone_spec(name).display
-
-
-def plan_runs(profile: Profile, dcfg: DiscriminatorStudyConfig) -> list[DiscriminatorRun]:
-    """Every run of the study once (ablation and sweep cells that coincide are merged, their roles joined)."""
-    lam3 = float(dcfg.lambdas[2])
-    specs: dict[tuple, set[str]] = {("none", None, 0.0, profile.seed): {"base"}}
-    for head in dcfg.heads:
-        for bb in dcfg.backbones:
-            specs.setdefault((head, bb, lam3, profile.seed), set()).add("ablation")
-    for bb in dcfg.backbones:
-        for lam in dcfg.sweep_lambda_adv:
-            for i in range(dcfg.seeds):
-                specs.setdefault((dcfg.sweep_head, bb, float(lam), profile.seed + i), set()).add("sweep")
-    order = ("base", "ablation", "sweep")
-    return [DiscriminatorRun(h, b, lam, s, tuple(r for r in order if r in roles))
-            for (h, b, lam, s), roles in specs.items()]
-
-
-def _train_cfg(scfg: SRStudyConfig, dcfg: DiscriminatorStudyConfig, spec: DiscriminatorRun) -> SRTrainConfig:
-    setting = ADV_SETTING if spec.adversarial else BASE_SETTING
-    base = get_setting(setting).apply(scfg.stage2, tuple(dcfg.lambdas))  # type: ignore[arg-type]
-    if dcfg.train_overrides:
-        base = base.replace(**dict(dcfg.train_overrides))
-    if not spec.adversarial:
-        return base
-    disc = DiscriminatorConfig(backbone=str(spec.backbone), head=spec.head, spectral_norm=dcfg.spectral_norm,
-                               lr=scfg.stage2.discriminator.lr)
-    return base.replace(lambda_adv=float(spec.lambda_adv), discriminator=disc)
-
-
-def _run_identity(profile: Profile, scfg: SRStudyConfig, dcfg: DiscriminatorStudyConfig, spec: DiscriminatorRun,
-                  stage1: Run, ab_label: str) -> tuple[str, dict[str, Any], SRTrainConfig]:
-    """(run name, run configuration, training configuration) with notebook 02's layout.
-
-    A run whose configuration equals notebook 02's (same setting, metric, discriminator, weights, seed) gets
-    notebook 02's name and hash, i.e. the same folder.
-    """
-    setting = ADV_SETTING if spec.adversarial else BASE_SETTING
-    tcfg = _train_cfg(scfg, dcfg, spec)
-    nb02 = sro._stage2_cfg(profile, scfg, setting, dcfg.metric, stage1.path.name, ab_label)
-    run_cfg = {**nb02, "train": tcfg}
-    if spec.seed != profile.seed:
-        run_cfg["train_seed"] = spec.seed
-    if to_jsonable(run_cfg) == to_jsonable(nb02):
-        return f"{setting}-{dcfg.metric}", run_cfg, tcfg
-    if not spec.adversarial:
-        return f"{setting}-{dcfg.metric}-custom", run_cfg, tcfg
-    name = f"disc-{spec.head}-{spec.backbone}-adv{spec.lambda_adv:.0e}-s{spec.seed}"
-    return name, run_cfg, tcfg
-
-
-class _GradNormRecorder:
-    """``on_step`` callback: L2 norm of the generator's gradient (the step's total loss) every ``every`` steps."""
-
-    def __init__(self, generator: torch.nn.Module, every: int):
-        self.params = [p for p in generator.parameters() if p.requires_grad]
-        self.every = max(1, int(every))
-        self.rows: list[dict[str, float]] = []
-
-    def __call__(self, step: int, scalars: Mapping[str, float]) -> None:
-        if step % self.every:
-            return
-        grads = [p.grad.detach().float() for p in self.params if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) if grads else None
-        self.rows.append({"step": int(step), "grad_norm_g": float(norm) if norm is not None else float("nan")})
-
-    def save(self, run_dir: Path) -> None:
-        if not self.rows:
-            return
-        path = run_dir / GRAD_NORMS_NAME
-        df = pd.DataFrame(self.rows)
-        if path.is_file():  # resumed run: keep the steps recorded before the interruption
-            old = pd.read_csv(path)
-            df = pd.concat([old[old["step"] < df["step"].min()], df], ignore_index=True)
-        atomic_write_csv(df, path)
-
-
-class _Context:
-    """Shared state of one study: configs, stage 1, the metric, data (loaded only when something trains)."""
-
-    def __init__(self, profile: Profile, scfg: SRStudyConfig, dcfg: DiscriminatorStudyConfig, runs_dir: Path,
-                 progress: bool):
-        self.profile, self.scfg, self.dcfg, self.runs_dir, self.progress = profile, scfg, dcfg, runs_dir, progress
-        self.metrics = sro._MetricCache(profile, scfg, runs_dir)
-        self._data: sro.SRData | None = None
-        self.stage1: Run | None = None
-        self.alpha_beta = self.metrics.source(dcfg.metric)[1]  # where the metric's alpha/beta come from
-
-    @property
-    def data(self) -> sro.SRData:
-        if self._data is None:
-            self._data = sro.load_sr_data(self.scfg, self.profile)
-        return self._data
-
-    def train_stage1(self) -> TrainResult:
-        probe = open_run(self.runs_dir, "sr", "stage1-l1", sro._stage1_cfg(self.profile, self.scfg))
-        run, res = sro._train_stage1(self.profile, self.scfg, self.runs_dir, None if probe.finished else self.data,
-                                     self.progress)
-        self.stage1 = run
-        return res
-
-
-class _LazyData:
-    """Stands in for :class:`sr_optimization.SRData`; loads the images only if a cached step must be computed."""
-
-    def __init__(self, ctx: _Context):
-        self._ctx = ctx
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ctx.data, name)
-
-
-def _train_run(ctx: _Context, spec: DiscriminatorRun) -> tuple[Run, TrainResult]:
-    """Train (or reuse) one run; the base is notebook 02's own run, adversarial runs use its layout."""
-    assert ctx.stage1 is not None
-    profile, scfg, dcfg = ctx.profile, ctx.scfg, ctx.dcfg
-    ab_label = ctx.alpha_beta
-    name, run_cfg, tcfg = _run_identity(profile, scfg, dcfg, spec, ctx.stage1, ab_label)
-    run = open_run(ctx.runs_dir, "sr", name, run_cfg)
-    if run.finished:
-        return run, TrainResult.from_run(run)
-    if not spec.adversarial and name == f"{BASE_SETTING}-{dcfg.metric}":
-        return sro._train_stage2(profile, scfg, ctx.runs_dir, BASE_SETTING, dcfg.metric, ctx.stage1, ctx.metrics,
-                                 ctx.data, ctx.progress)
-    data = ctx.data
-    metric = ctx.metrics.get(dcfg.metric)
-    generator = sro._new_generator(scfg, profile)
-    recorder = _GradNormRecorder(generator, tcfg.log_every)
-    prov = provenance(profile.name, profile.seed,
-                      weights={get_metric_preset(dcfg.metric).backbone: metric.backbone.weights_source,
-                               "discriminator": "random init" if spec.adversarial else "none"},
-                      stage="stage2", setting=ADV_SETTING if spec.adversarial else BASE_SETTING, metric=dcfg.metric,
-                      alpha_beta=ab_label, init_from=ctx.stage1.path.name, discriminator_head=spec.head,
-                      discriminator_backbone=spec.backbone, lambda_adv=spec.lambda_adv, train_seed=spec.seed)
-    label = f"D {spec.head}/{_display_backbone(spec.backbone)} lambda3={spec.lambda_adv:g} seed={spec.seed}"
-    res = train_sr(run, tcfg, label, generator=generator, train_data=data.train, metric=metric,
-                   init_from=ctx.stage1.path / "generator_ema.pt", seed=spec.seed, device=profile.device,
-                   provenance=prov, sample_lr=data.sample_lr(scfg.data.sample_images), progress=ctx.progress,
-                   on_step=recorder)
-    recorder.save(run.path)
-    return run, res
-
-
-# ----------------------------------------------------------------------------------------------
-# Backbone export (notebook 03's GAN initialization)
-# ----------------------------------------------------------------------------------------------
-_EXPORT_MODELS: dict[tuple[str, str, bool, int], torch.nn.Module] = {}  # built discriminators, reused by exports
-
-
-def export_discriminator_backbone(run_dir: str | Path, metadata: Mapping[str, Any] | None = None,
-                                  overwrite: bool = False) -> Path | None:
-    """Export the backbone of a run's trained discriminator as ``<run>/discriminator_backbone.pt``.
-
-    Source: ``discriminator.pt`` of a finished run, else the discriminator of the last ``checkpoint.pt`` (a
-    collapsed run: the weights before the collapse, labelled ``status="collapsed"``). The file is an
-    ``asymlib.backbone.v1`` export (:meth:`asymlib.discriminators.Discriminator.export_backbone`) loadable with
-    ``create_feature_extractor(backbone, weights=path)``; ``discriminator_backbone.json`` holds its metadata.
-    Returns ``None`` when the run has no discriminator weights.
-
-    Raises:
-        CheckpointError: the discriminator weights are unreadable or do not match the configured discriminator.
-    """
-    from ..discriminators import create_discriminator
-
-    run_dir = Path(run_dir)
-    out = run_dir / BACKBONE_EXPORT_NAME
-    if out.is_file() and (run_dir / "discriminator_backbone.json").is_file() and not overwrite:
-        return out
-    cfg = json.loads((run_dir / "config.json").read_text())
-    tcfg = cfg.get("train", {})
-    if not tcfg.get("lambda_adv"):
-        return None
-    status = json.loads((run_dir / "status.json").read_text()) if (run_dir / "status.json").is_file() else {}
-    state, step, source = None, None, None
-    if (run_dir / "discriminator.pt").is_file():
-        obj = torch.load(run_dir / "discriminator.pt", map_location="cpu", weights_only=True)
-        state, step, source = obj["state_dict"], int(obj.get("step", status.get("step", 0))), "discriminator.pt"
-    elif (run_dir / "checkpoint.pt").is_file():
-        from ..sr.trainer import load_checkpoint
-
-        ck = load_checkpoint(run_dir / "checkpoint.pt")
-        if ck.get("discriminator") is not None:
-            state, step, source = ck["discriminator"], int(ck["step"]), "checkpoint.pt"
-    if state is None:
-        return None
-    dc = tcfg.get("discriminator", {})
-    seed = int(cfg.get("train_seed", cfg.get("seed", 0)))
-    key = (dc.get("backbone", "vgg16"), dc.get("head", "vanilla"), bool(dc.get("spectral_norm", False)), seed)
-    disc = _EXPORT_MODELS.pop(key, None) or create_discriminator(key[0], key[1], spectral_norm=key[2], seed=seed)
-    try:
-        disc.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"discriminator weights in {run_dir / source} do not match "
-                              f"{dc.get('backbone')}/{dc.get('head')}: {exc}") from exc
-    _EXPORT_MODELS[key] = disc  # every parameter and buffer is overwritten by the next load_state_dict
-    while len(_EXPORT_MODELS) > 6:  # one per backbone x head of a study
-        _EXPORT_MODELS.pop(next(iter(_EXPORT_MODELS)))
-    meta = {
-        "study": "discriminator_ablation", "profile": cfg.get("profile"), "run_id": run_dir.name,
-        "run_dir": str(run_dir), "backbone": disc.backbone_name, "head": disc.head_name,
-        "lambda_adv": float(tcfg["lambda_adv"]), "lambda_rec": float(tcfg.get("lambda_rec", 0.0)),
-        "lambda_per": float(tcfg.get("lambda_per", 0.0)), "metric": cfg.get("metric"), "seed": seed,
-        "step": step, "iterations": int(tcfg.get("iterations", 0)),
-        "status": status.get("status", "unfinished"), "weights_file": source,
-        **dict(metadata or {}),
-    }
-    disc.export_backbone(out, metadata=meta)
-    atomic_write_json(run_dir / "discriminator_backbone.json", {**meta, "path": str(out)})
-    return out
-
-
-def list_gan_backbones(runs_dir: str | Path, include_collapsed: bool = True) -> pd.DataFrame:
-    """Exported discriminator backbones under ``runs_dir`` (notebook 03's GAN initializations).
-
-    Returns one row per export: ``backbone, head, lambda3, seed, path`` plus ``status, step, profile, run_id``,
-    sorted by backbone, head, lambda3, seed. Pass ``path`` to ``create_feature_extractor(backbone, weights=path)``.
-    """
-    rows = []
-    for meta_file in sorted(Path(runs_dir).glob(f"sr/*/{Path(BACKBONE_EXPORT_NAME).stem}.json")):
-        pt = meta_file.with_suffix(".pt")
-        if not pt.is_file():
-            continue
-        m = json.loads(meta_file.read_text())
-        if not include_collapsed and m.get("status") != "finished":
-            continue
-        rows.append({"backbone": m["backbone"], "head": m["head"], "lambda3": float(m["lambda_adv"]),
-                     "seed": int(m["seed"]), "path": str(pt), "status": m.get("status"), "step": m.get("step"),
-                     "profile": m.get("profile"), "run_id": m.get("run_id")})
-    cols = ["backbone", "head", "lambda3", "seed", "path", "status", "step", "profile", "run_id"]
-    df = pd.DataFrame(rows, columns=cols)
-    return df.sort_values(["backbone", "head", "lambda3", "seed"], ignore_index=True) if len(df) else df
 
 
 # ----------------------------------------------------------------------------------------------
@@ -547,7 +195,7 @@ def _read_curve(run_dir: Path) -> pd.DataFrame:
     return log
 
 
-def training_curves(runs: pd.DataFrame) -> pd.DataFrame:
+def training_curves(runs: pd.DataFrame, output_dir: str | Path = ".") -> pd.DataFrame:
     """Training logs of the adversarial runs in tidy form.
 
     Columns: ``run_id, head, backbone, display, lambda_adv, seed, status, step`` and the logged scalars,
@@ -556,7 +204,7 @@ def training_curves(runs: pd.DataFrame) -> pd.DataFrame:
     """
     frames = []
     for r in runs[runs["head"] != "none"].itertuples():
-        log = _read_curve(Path(r.run_dir))
+        log = _read_curve(Path(output_dir) / r.run_dir)
         if log.empty:
             continue
         for col in ("run_id", "head", "backbone", "display", "lambda_adv", "seed", "status"):
@@ -570,68 +218,88 @@ def training_curves(runs: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------
 # The study
 # ----------------------------------------------------------------------------------------------
-def run_discriminator_study(profile: Profile, output_dir: str | Path, config: DiscriminatorStudyConfig | None = None,
-                            sr_config: SRStudyConfig | None = None, progress: bool = True,
-                            evaluate: bool = True) -> DiscriminatorStudyResult:
+class StudyCell(NamedTuple):
+    """One run of the study: ``head="none"`` is the base without discriminator; ``roles`` among ``base``,
+    ``ablation`` (Table 3) and ``sweep`` (Fig. 7)."""
+
+    head: str
+    backbone: str | None
+    lambda_adv: float
+    seed: int
+    roles: tuple[str, ...]
+
+
+def study_cells(profile: Profile) -> list[StudyCell]:
+    """Every cell of ``profile.discriminators`` once: the base, the ablation (heads x backbones at the paper's
+    lambda_3 and the profile's seed) and the sweep (``sweep_head`` x backbones x lambda_3 x seeds); cells that
+    coincide are merged and their roles joined."""
+    dcfg = profile.discriminators
+    lam3 = float(dcfg.lambdas[2])
+    cells: dict[tuple, list[str]] = {("none", None, 0.0, profile.seed): ["base"]}
+    for h in dcfg.heads:
+        for b in dcfg.backbones:
+            cells.setdefault((h, b, lam3, profile.seed), []).append("ablation")
+    for b in dcfg.backbones:
+        for lam in dcfg.sweep_lambda_adv:
+            for i in range(dcfg.seeds):
+                roles = cells.setdefault((dcfg.sweep_head, b, float(lam), profile.seed + i), [])
+                if "sweep" not in roles:
+                    roles.append("sweep")
+    return [StudyCell(h, b, lam, s, tuple(r)) for (h, b, lam, s), r in cells.items()]
+
+
+def run_discriminator_study(profile: Profile, output_dir: str | Path, progress: bool = True,
+                            evaluate: bool = True, train_missing: bool = True) -> DiscriminatorStudyResult:
     """Train (or reuse) every run of the ablation and the sweep, export the backbones, score the outputs.
 
     Args:
-        profile: the study profile (its seed is the ablation's seed and the sweep's first seed).
+        profile: the study profile; ``profile.discriminators`` is the study, ``profile.sr`` fixes stage 1, the
+            stage-2 schedule, data and evaluators; its seed is the ablation's seed and the sweep's first seed.
         output_dir: study output folder; runs go to ``<output_dir>/runs`` (shared with notebook 02).
-        config: notebook 04's preset (default: :func:`discriminator_study_config_for`).
-        sr_config: notebook 02's SR configuration (default: :func:`sr_optimization.study_config`), which fixes
-            stage 1, the stage-2 schedule, data and evaluators.
         progress: tqdm bars while training.
         evaluate: score the outputs (``False``: train and export only; scores, summary and table stay empty).
+        train_missing: train runs that are not finished (``False``: raise :class:`~asymlib.pipeline.RunPending`).
     """
     t0 = time.perf_counter()
-    dcfg = config or discriminator_study_config_for(profile)
-    scfg = sr_config or sro.study_config(profile)
-    runs_dir = Path(output_dir) / "runs"
-    ctx = _Context(profile, scfg, dcfg, runs_dir, progress)
-    s1 = ctx.train_stage1()
-    if s1.status != "finished":
-        raise RuntimeError(f"stage 1 did not finish ({s1.status}: {s1.reason}); stage 2 needs its weights")
-
+    ctx = StudyContext(profile, output_dir, progress=progress)
+    dcfg = profile.discriminators
     rows = []
-    for spec in plan_runs(profile, dcfg):
-        run, res = _train_run(ctx, spec)
-        export = None
-        if spec.adversarial and dcfg.export_backbones:
-            export = export_discriminator_backbone(run.path, {"roles": list(spec.roles)})
-        rows.append({"head": spec.head, "backbone": spec.backbone, "display": _display_backbone(spec.backbone),
-                     "lambda_adv": spec.lambda_adv, "seed": spec.seed, "roles": "+".join(spec.roles),
-                     "status": res.status, "step": res.step, "reason": res.reason, "run_id": run.path.name,
-                     "run_dir": str(run.path), "export": str(export) if export else ""})
-    runs = pd.DataFrame(rows)
-
+    for cell in study_cells(profile):
+        key = ctx.graph.add(discriminator_spec(profile, ctx.graph, cell.head, cell.backbone, cell.lambda_adv,
+                                               cell.seed, roles=cell.roles))
+        rows.append((key, cell))
+    runs_rows = []
+    for key, (head, backbone, lam, seed, roles) in rows:
+        spec = ctx.graph[key]
+        if train_missing:
+            ensure(ctx, key)
+        st = ctx.run(spec).status or {}
+        export = ""
+        if head != "none" and dcfg.export_backbones and st.get("status") in ("finished", "collapsed"):
+            path = export_discriminator_backbone(spec.path(ctx.output_dir), {"roles": list(spec.roles)})
+            export = str(path.relative_to(ctx.output_dir)) if path is not None else ""
+        runs_rows.append({"head": head, "backbone": backbone, "display": _display_backbone(backbone),
+                          "lambda_adv": lam, "seed": seed, "roles": "+".join(roles),
+                          "status": st.get("status", ctx.state(spec)), "step": st.get("step"),
+                          "reason": st.get("reason", ""), "run_id": key, "run_dir": spec.relpath(),
+                          "export": export})
+    runs = pd.DataFrame(runs_rows)
     scores = pd.DataFrame(columns=["run_id", "evaluator", "kind", "image", "raw", "score"])
     availability, rescalings = pd.DataFrame(), {}
     if evaluate:
-        pool = sro._EvaluatorPool(profile, scfg, runs_dir)
-        rescalings = pool.calibrate_all()
+        pool = EvaluatorPool.of(ctx)
+        rescalings = pool.rescalings(train_missing)
         availability = pool.availability()
-        frames = []
-        for r in runs.itertuples():
-            if r.status != "finished":
-                continue  # collapsed: no score
-            df = sro._evaluate_column(pool, _LazyData(ctx), scfg, profile, runs_dir, r.run_id, None, None,  # type: ignore[arg-type]
-                                      Run(Path(r.run_dir), {}))
-            frames.append(df.assign(run_id=r.run_id)[["run_id", "evaluator", "image", "raw"]])
-        if frames:
-            from ..sr.evaluators import get_evaluator_spec
-
-            scores = pd.concat(frames, ignore_index=True)
-            scores["kind"] = scores["evaluator"].map(lambda n: get_evaluator_spec(n).kind)
-            scores["score"] = [float(rescalings[e](r)[0]) if e in rescalings else float(r)
-                               for e, r in zip(scores["evaluator"], scores["raw"])]
-            scores["evaluator"] = scores["evaluator"].map(lambda n: get_evaluator_spec(n).display)
-            scores = scores[["run_id", "evaluator", "kind", "image", "raw", "score"]]
+        sources: dict[str, str | None] = {r.run_id: r.run_id for r in runs.itertuples() if r.status == "finished"}
+        scored = score_runs(ctx, sources, pool, rescalings, train_missing)
+        scores = scored.rename(columns={"label": "run_id"})[["run_id", "evaluator", "kind", "image", "raw", "score"]]
     summary = _summarize(scores)
     table = table3(runs, summary)
-    curves = training_curves(runs)
-    return DiscriminatorStudyResult(profile.name, profile.weights, dcfg, scfg, runs, scores, summary, table, curves,
-                                    availability, rescalings, ctx.alpha_beta, round(time.perf_counter() - t0, 1))
+    curves = training_curves(runs, ctx.output_dir)
+    base_key = rows[0][0]
+    return DiscriminatorStudyResult(profile.name, profile.weights, dcfg, profile.sr, runs, scores, summary, table,
+                                    curves, availability, rescalings, alpha_beta_source(ctx, ctx.graph[base_key]),
+                                    round(time.perf_counter() - t0, 1))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Nothing here retrains the study's models. Tables and Fig. 3 are built from the t
 01-04 write under ``<output>/tables``; the SR outputs of the comparison widget are the PNG files of notebook
 02's evaluation runs; the discriminator of Fig. 14 is a backbone exported by notebook 04. The visual analyses
 (image recovery, texture synthesis, the autoencoder) optimize images or a small autoencoder with the study's
-metrics; each is a cached run under ``<output>/runs/analysis`` so a re-executed notebook reuses it.
+metrics; each is a run of the study graph under ``<output>/runs/analysis`` so a re-executed notebook reuses it.
 
 - :func:`load_study_tables`: the results of notebooks 01-04 (a missing file names the notebook to run).
 - :func:`paper_tables`: Tables 1-4 as ``paper | ours | delta`` with the paper's best/second marking.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,102 +25,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..atomic import atomic_torch_save
-from ..config import Profile
-from ..errors import ConfigError, UnknownNameError
+from ..config import FiguresConfig, Profile
+from ..errors import ConfigError
 from ..imageio import load_image
-from ..provenance import provenance
 from ..reporting import load_paper_table, profile_banner
-from ..runs import open_run
+from ..pipeline import StudyContext, ensure
+from ..pipeline.analysis_runs import load_result, reference_image
 from ..sr.config import SR_SETTINGS
 
 __all__ = [
-    "FiguresConfig", "figures_config_for", "register_figures_preset", "StudyTables", "load_study_tables",
-    "TableComparison", "compare_with_paper", "paper_tables", "fig3_data", "study_metric", "run_recovery",
+    "FiguresConfig", "figures_config_for", "StudyTables", "load_study_tables",
+    "TableComparison", "compare_with_paper", "paper_tables", "fig3_data", "run_recovery",
     "run_texture_synthesis", "run_autoencoder", "discriminator_feature_maps", "comparison_inputs",
 ]
 
 
-# ----------------------------------------------------------------------------------------------
-# Configuration
-# ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FiguresConfig:
-    """What notebook 05 computes beyond reading notebooks 01-04.
-
-    Attributes:
-        iqa_statistic: x axis of Fig. 3, a column of notebook 01's results (``srcc`` as in the paper; the
-            smoke benchmark's within-group SRCC saturates at 1 for every metric, so smoke uses ``plcc``).
-        n_bootstrap: resamples of the Fig. 3 intervals.
-        recovery_metrics, recovery_inits, recovery_image, recovery_size, recovery_steps: Fig. 12-13.
-        texture_metrics, texture_size, texture_steps: Fig. 15 (the exemplars are the embedded textures).
-        featuremap_backbones, featuremap_head, featuremap_image, featuremap_size: Fig. 14.
-        ae_preset, ae_objectives, ae_metric, ae_discriminator, ae_steps, ae_lr, ae_d_lr, ae_batch, ae_crop,
-            ae_images: Fig. 16 (Adam rates of the autoencoder and of the discriminator; paper: SR's 2e-4 for
-            both; smoke trains the autoencoder faster, the discriminator never: at 3e-3 its logits explode).
-        widget_images: at most this many images in the comparison widget.
-    """
-
-    iqa_statistic: str = "srcc"
-    n_bootstrap: int = 2000
-    recovery_metrics: tuple[str, ...] = ("vgg16", "clip_vit_b16")
-    recovery_inits: tuple[str, ...] = ("noise", "blur")
-    recovery_image: str = "chelsea"
-    recovery_size: int = 256
-    recovery_steps: int = 1000
-    texture_metrics: tuple[str, ...] = ("vgg16", "dinov2_vitb14")
-    texture_size: int = 256
-    texture_steps: int = 1000
-    featuremap_backbones: tuple[str, ...] = ("vgg16", "dinov2_vitb14")
-    featuremap_head: str = "patch"
-    featuremap_image: str = "astronaut"
-    featuremap_size: int = 224
-    ae_preset: str = "base"
-    ae_objectives: tuple[str, ...] = ("rec", "per", "rec_per", "per_adv", "rec_per_adv")
-    ae_metric: str = "vgg16"
-    ae_discriminator: str = "vgg16"
-    ae_steps: int = 5000
-    ae_lr: float = 2e-4
-    ae_d_lr: float = 2e-4
-    ae_batch: int = 16
-    ae_crop: int = 128
-    ae_images: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")
-    widget_images: int = 8
-
-    def replace(self, **changes: Any) -> "FiguresConfig":
-        names = {f.name for f in dataclasses.fields(self)}
-        bad = sorted(set(changes) - names)
-        if bad:
-            raise ConfigError(f"FiguresConfig has no field(s) {bad}; fields: {sorted(names)}")
-        return dataclasses.replace(self, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
-
-
-_PRESETS: dict[str, FiguresConfig] = {}
-
-
-def register_figures_preset(profile: str, config: FiguresConfig) -> FiguresConfig:
-    _PRESETS[profile] = config
-    return config
-
-
-register_figures_preset("paper", FiguresConfig())
-register_figures_preset("smoke", FiguresConfig(
-    iqa_statistic="plcc", n_bootstrap=1000,
-    recovery_size=64, recovery_steps=30,
-    texture_metrics=("vgg16", "dinov2_vits14"), texture_size=64, texture_steps=30,
-    featuremap_backbones=("vgg16", "dinov2_vits14"), featuremap_size=112,
-    ae_preset="tiny", ae_steps=30, ae_lr=3e-3, ae_batch=2, ae_crop=64, ae_images=("astronaut", "chelsea"),
-    widget_images=4,
-))
-
-
 def figures_config_for(profile: Profile | str, **overrides: Any) -> FiguresConfig:
-    """The profile's notebook-05 preset with overrides whose value is not None."""
-    name = profile if isinstance(profile, str) else profile.name
-    if name not in _PRESETS:
-        raise UnknownNameError(f"no notebook-05 preset for profile {name!r}; available: {sorted(_PRESETS)}")
+    """The profile's notebook-05 configuration with overrides whose value is not None."""
+    from ..config import get_profile
+
+    cfg = get_profile(profile).figures
     changes = {k: v for k, v in overrides.items() if v is not None}
-    return _PRESETS[name].replace(**changes) if changes else _PRESETS[name]
+    return cfg.replace(**changes) if changes else cfg
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,10 +74,16 @@ class StudyTables:
     gan_backbones: pd.DataFrame
     profile: str
     weights: str
+    output_dir: Path = Path(".")
 
     @property
     def banner(self) -> str:
         return profile_banner(self.profile, self.weights)
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path of a table (relative to the output folder) as a usable path."""
+        p = Path(path)
+        return p if p.is_absolute() else self.output_dir / p
 
 
 def load_study_tables(output_dir: str | Path, profile: Profile) -> StudyTables:
@@ -174,7 +106,7 @@ def load_study_tables(output_dir: str | Path, profile: Profile) -> StudyTables:
         if found and found != {profile.name}:
             raise ConfigError(f"{folder / _STUDY_FILES[attr][0]} holds results of profile(s) {sorted(found)}, "
                               f"not {profile.name!r}; use the output folder of a {profile.name} study")
-    return StudyTables(**frames, profile=profile.name, weights=profile.weights)
+    return StudyTables(**frames, profile=profile.name, weights=profile.weights, output_dir=Path(output_dir))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -348,67 +280,44 @@ def fig3_data(tables: StudyTables, statistic: str = "srcc", evaluator: str = "Av
 # ----------------------------------------------------------------------------------------------
 # Cached analyses
 # ----------------------------------------------------------------------------------------------
-def study_metric(key: str, profile: Profile, runs_dir: str | Path) -> tuple[torch.nn.Module, str]:
-    """The study's metric ``key`` (a paper preset or a backbone name) with notebook 01's trained alpha/beta when
-    that run exists; returns ``(metric, alpha/beta source)``. Frozen, in eval mode."""
-    from .sr_optimization import _MetricCache, study_config
-
-    cache = _MetricCache(profile, study_config(profile).replace(alpha_beta="trained_if_available"), Path(runs_dir))
-    return cache.get(key), cache.source(key)[1]
+def _analysis_context(profile: Profile, output_dir: str | Path, cfg: FiguresConfig | None,
+                      progress: bool) -> StudyContext:
+    prof = profile if cfg is None else dataclasses.replace(profile, figures=cfg)
+    return StudyContext(prof, output_dir, progress=progress)
 
 
-def _cached(runs_dir: str | Path, name: str, config: dict[str, Any], profile: Profile,
-            compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``compute`` once per config under ``runs_dir/analysis`` (tensors, numbers, strings and lists)."""
-    run = open_run(runs_dir, "analysis", name, {"study": "figures", "profile": profile.name, "seed": profile.seed,
-                                                **config}, tensorboard=False)
-    path = run.path / "result.pt"
-    if run.finished and path.is_file():
-        return torch.load(path, weights_only=True)
-    run.start(provenance(profile.name, profile.seed, analysis=name))
-    result = compute()
-    atomic_torch_save(result, path)
-    run.finish("finished")
-    return result
+def _analysis(ctx: StudyContext, task: str, train_missing: bool, **identity: Any) -> dict[str, Any] | None:
+    """``result.pt`` of the graph's ``task`` run with these identity fields (trained unless finished; ``None``
+    when it is not finished and ``train_missing`` is False)."""
+    (spec,) = ctx.graph.find(task, **identity)
+    if not train_missing and not ctx.finished(spec):
+        return None
+    ensure(ctx, spec)
+    return load_result(ctx, spec.key)
 
 
-def _reference_image(name: str, size: int) -> torch.Tensor:
-    from ..analysis import fit_image
-    from ..data.corpus import embedded_images
-
-    return fit_image(embedded_images([name])[name], size)
-
-
-def run_recovery(profile: Profile, runs_dir: str | Path, cfg: FiguresConfig, progress: bool = True
-                 ) -> dict[str, Any]:
-    """Fig. 12-13: recover ``cfg.recovery_image`` with every metric from every start.
+def run_recovery(profile: Profile, output_dir: str | Path, cfg: FiguresConfig | None = None, progress: bool = True,
+                 train_missing: bool = True) -> dict[str, Any]:
+    """Fig. 12-13: recover ``cfg.recovery_image`` with every metric from every start (``analysis`` runs of the
+    graph; ``cfg`` replaces the profile's figures configuration).
 
     Returns ``{"reference": (1,3,H,W), "results": {"<metric display> / <init>": RecoveryResult}, "sources":
     {metric display: alpha/beta source}}``.
     """
-    from ..analysis import RecoveryResult, recover_image
+    from ..analysis import RecoveryResult
     from ..metrics.registry import get_metric_preset
 
-    ref = _reference_image(cfg.recovery_image, cfg.recovery_size)
+    ctx = _analysis_context(profile, output_dir, cfg, progress)
+    cfg = ctx.profile.figures
+    ref = reference_image(cfg.recovery_image, cfg.recovery_size)
     results: dict[str, RecoveryResult] = {}
     sources: dict[str, str] = {}
     for key in cfg.recovery_metrics:
         display = get_metric_preset(key).display
-        metric = None
         for init in cfg.recovery_inits:
-            conf = {"metric": key, "weights": profile.weights, "init": init, "image": cfg.recovery_image,
-                    "size": cfg.recovery_size, "steps": cfg.recovery_steps}
-
-            def compute(init: str = init) -> dict[str, Any]:
-                nonlocal metric
-                if metric is None:
-                    metric, sources[display] = study_metric(key, profile, runs_dir)
-                res = recover_image(metric, ref, init=init, steps=cfg.recovery_steps, seed=profile.seed,
-                                    progress=progress, label=f"{display} / {init}")
-                return {"image": res.image, "initial": res.initial, "losses": list(map(float, res.losses)),
-                        "gradient": res.gradient, "seconds": float(res.seconds), "source": sources[display]}
-
-            d = _cached(runs_dir, f"recovery-{key}-{init}", conf, profile, compute)
+            d = _analysis(ctx, "recovery", train_missing, metric=key, init=init)
+            if d is None:
+                continue
             sources[display] = d["source"]
             results[f"{display} / {init}"] = RecoveryResult(image=d["image"], initial=d["initial"], losses=d["losses"],
                                                             gradient=d["gradient"], seconds=d["seconds"],
@@ -416,78 +325,53 @@ def run_recovery(profile: Profile, runs_dir: str | Path, cfg: FiguresConfig, pro
     return {"reference": ref, "results": results, "sources": sources}
 
 
-def run_texture_synthesis(profile: Profile, runs_dir: str | Path, cfg: FiguresConfig, progress: bool = True
-                          ) -> dict[str, dict[str, Any]]:
-    """Fig. 15: synthesize every embedded texture with every metric's texture term.
+def run_texture_synthesis(profile: Profile, output_dir: str | Path, cfg: FiguresConfig | None = None,
+                          progress: bool = True, train_missing: bool = True) -> dict[str, dict[str, Any]]:
+    """Fig. 15: synthesize every embedded texture with every metric's texture term (``analysis`` runs).
 
     Returns ``{metric display: {texture: TextureResult}}``.
     """
-    from ..analysis import TextureResult, fit_image, synthesize_texture
+    from ..analysis import TextureResult, fit_image
     from ..data.corpus import embedded_textures
     from ..metrics.registry import get_metric_preset
 
+    ctx = _analysis_context(profile, output_dir, cfg, progress)
+    cfg = ctx.profile.figures
     textures = {k: fit_image(v, cfg.texture_size) for k, v in embedded_textures().items()}
     out: dict[str, dict[str, Any]] = {}
     for key in cfg.texture_metrics:
         display = get_metric_preset(key).display
         out[display] = {}
-        metric = None
         for tex, exemplar in textures.items():
-            conf = {"metric": key, "weights": profile.weights, "texture": tex, "size": cfg.texture_size,
-                    "steps": cfg.texture_steps}
-
-            def compute(exemplar: torch.Tensor = exemplar, tex: str = tex) -> dict[str, Any]:
-                nonlocal metric
-                if metric is None:
-                    metric = study_metric(key, profile, runs_dir)[0]
-                res = synthesize_texture(metric, exemplar, steps=cfg.texture_steps, seed=profile.seed,
-                                         progress=progress, label=f"{display} / {tex}")
-                return {"image": res.image, "initial": res.initial, "losses": list(map(float, res.losses)),
-                        "seconds": float(res.seconds)}
-
-            d = _cached(runs_dir, f"texture-{key}-{tex}", conf, profile, compute)
+            d = _analysis(ctx, "texture", train_missing, metric=key, texture=tex)
+            if d is None:
+                continue
             out[display][tex] = TextureResult(image=d["image"], exemplar=exemplar, initial=d["initial"],
                                               losses=d["losses"], seconds=d["seconds"], label=f"{display} / {tex}")
     return out
 
 
-def run_autoencoder(profile: Profile, runs_dir: str | Path, cfg: FiguresConfig, progress: bool = True
-                    ) -> dict[str, Any]:
-    """Fig. 16: a convolutional autoencoder trained with each objective setting (same lambdas as SR).
+def run_autoencoder(profile: Profile, output_dir: str | Path, cfg: FiguresConfig | None = None, progress: bool = True,
+                    train_missing: bool = True) -> dict[str, Any]:
+    """Fig. 16: a convolutional autoencoder trained with each objective setting (same lambdas as SR;
+    ``analysis`` runs).
 
     Returns ``{"originals": {image: (3,H,W)}, "reconstructions": {setting display: {image: (3,H,W)}},
     "logs": {setting display: DataFrame}}``.
     """
-    from ..analysis import AETrainConfig, create_autoencoder, fit_image, get_objective, reconstruct, train_autoencoder
+    from ..analysis import fit_image, get_objective
     from ..data.corpus import embedded_images
-    from ..discriminators import create_discriminator
 
+    ctx = _analysis_context(profile, output_dir, cfg, progress)
+    cfg = ctx.profile.figures
     originals = {k: fit_image(v, cfg.ae_crop * 2) for k, v in embedded_images(list(cfg.ae_images)).items()}
-    train_cfg = AETrainConfig(steps=cfg.ae_steps, batch_size=cfg.ae_batch, crop=cfg.ae_crop, lr=cfg.ae_lr,
-                              d_lr=cfg.ae_d_lr, seed=profile.seed, log_every=max(1, cfg.ae_steps // 10))
     recon: dict[str, dict[str, torch.Tensor]] = {}
     logs: dict[str, pd.DataFrame] = {}
-    metric = None
     for setting in cfg.ae_objectives:
         obj = get_objective(setting)
-        conf = {"objective": setting, "preset": cfg.ae_preset, "metric": cfg.ae_metric if obj.needs_metric else None,
-                "discriminator": cfg.ae_discriminator if obj.needs_discriminator else None,
-                "weights": profile.weights, "train": dataclasses.asdict(train_cfg), "images": list(cfg.ae_images)}
-
-        def compute(obj: Any = obj, setting: str = setting) -> dict[str, Any]:
-            nonlocal metric
-            if obj.needs_metric and metric is None:
-                metric = study_metric(cfg.ae_metric, profile, runs_dir)[0]
-            model = create_autoencoder(cfg.ae_preset, seed=profile.seed)
-            disc = (create_discriminator(cfg.ae_discriminator, cfg.featuremap_head, seed=profile.seed)
-                    if obj.needs_discriminator else None)
-            res = train_autoencoder(model, originals, setting, metric=metric if obj.needs_metric else None,
-                                    discriminator=disc, config=train_cfg, progress=progress)
-            rec = reconstruct(res.model, originals)
-            return {"names": list(rec), "images": torch.stack(list(rec.values())),
-                    "log": {c: res.log[c].astype(float).tolist() for c in res.log.columns}}
-
-        d = _cached(runs_dir, f"autoencoder-{setting}", conf, profile, compute)
+        d = _analysis(ctx, "autoencoder", train_missing, objective=setting)
+        if d is None:
+            continue
         recon[obj.display] = dict(zip(d["names"], d["images"]))
         logs[obj.display] = pd.DataFrame(d["log"])
     return {"originals": originals, "reconstructions": recon, "logs": logs}
@@ -504,7 +388,7 @@ def discriminator_feature_maps(tables: StudyTables, cfg: FiguresConfig, reduce: 
     from ..analysis import feature_maps
     from ..backbones import create_feature_extractor
 
-    image = _reference_image(cfg.featuremap_image, cfg.featuremap_size)
+    image = reference_image(cfg.featuremap_image, cfg.featuremap_size)
     gan = tables.gan_backbones
     rows: dict[str, tuple[torch.Tensor, list[torch.Tensor]]] = {}
     used = []
@@ -516,7 +400,7 @@ def discriminator_feature_maps(tables: StudyTables, cfg: FiguresConfig, reduce: 
             continue
         cand = cand.assign(dist=(np.log(cand["lambda3"].astype(float)) - math.log(5e-3)).abs())
         row = cand.sort_values(["dist", "seed"]).iloc[0]
-        fx = create_feature_extractor(bb, weights=row["path"])
+        fx = create_feature_extractor(bb, weights=tables.resolve(row["path"]))
         label = f"{fx.display} ({cfg.featuremap_head})"
         rows[label] = (image[0], feature_maps(fx, image, reduce=reduce))  # type: ignore[arg-type]
         used.append({"backbone": bb, "head": cfg.featuremap_head, "export": row["run_id"],
@@ -543,7 +427,7 @@ def comparison_inputs(tables: StudyTables, scale: int = 4, max_images: int | Non
     hr_dir = sc.loc[sc["column"] == "Ref.", "images_dir"]
     if hr_dir.empty:
         raise FileNotFoundError("notebook 02's scores have no Ref. (HR) column; re-run notebook 02")
-    hr_dir = Path(hr_dir.iloc[0])
+    hr_dir = tables.resolve(hr_dir.iloc[0])
     names = sorted(p.stem for p in hr_dir.glob("*.png"))[:max_images]
     if not names:
         raise FileNotFoundError(f"no HR images in {hr_dir}; re-run notebook 02")
@@ -558,7 +442,7 @@ def comparison_inputs(tables: StudyTables, scale: int = 4, max_images: int | Non
             continue
         if isinstance(r.setting, str) and settings is not None and r.setting not in settings:
             continue
-        labels[label(r.column, r.setting)] = Path(r.images_dir)
+        labels[label(r.column, r.setting)] = tables.resolve(r.images_dir)
     images: dict[str, dict[str, Any]] = {}
     for n in names:
         hr = load_image(hr_dir / f"{n}.png")

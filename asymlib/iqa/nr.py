@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_torch_save
 from ..backbones import FeatureExtractor, create_feature_extractor, stage_index
 from ..errors import CheckpointError, ConfigError, UnknownNameError
+from ..runs import run_of
 from .stats import evaluate_iqa
 from .train import resolve_device
 
@@ -54,6 +55,8 @@ __all__ = [
     "get_nr_train_preset",
     "list_nr_heads",
     "load_nr_checkpoint",
+    "nr_optimizer",
+    "nr_train_step",
     "predict_nr",
     "register_nr_head",
     "train_nr_model",
@@ -518,6 +521,43 @@ def _srcc_or_nan(pred: np.ndarray, dataset: NRData, groups: np.ndarray | None) -
                               target_higher_is_better=True, groups=groups, n_resamples=0)["srcc"])
 
 
+def nr_optimizer(model: NRIQAModel, cfg: NRTrainConfig
+                 ) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.StepLR]:
+    """The optimizer and schedule of :func:`train_nr_model` for ``model`` (already on its device).
+
+    Adam (weight decay ``cfg.weight_decay``) over the head's trainable parameters at ``cfg.lr_head`` (param group
+    0) and, when ``cfg.finetune_backbone`` and ``cfg.lr_backbone > 0``, the backbone's trainable parameters at
+    ``cfg.lr_backbone`` (group 1); the learning rates are halved every ``cfg.lr_halve_every`` scheduler steps.
+    """
+    groups = [{"params": [p for p in model.head.parameters() if p.requires_grad], "lr": cfg.lr_head}]
+    bb = [p for p in model.backbone.parameters() if p.requires_grad]
+    if cfg.finetune_backbone and bb and cfg.lr_backbone > 0:
+        groups.append({"params": bb, "lr": cfg.lr_backbone})
+    opt = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+    return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_halve_every, gamma=0.5)
+
+
+def nr_train_step(model: NRIQAModel, x: torch.Tensor, target: torch.Tensor, opt: torch.optim.Optimizer,
+                  sched: torch.optim.lr_scheduler.LRScheduler, cfg: NRTrainConfig) -> torch.Tensor:
+    """One training iteration of :func:`train_nr_model`: forward, ``cfg.loss``, backward, optimizer and scheduler step.
+
+    Args:
+        model: in training mode, on the device of ``x``.
+        x: crops ``(B, 3, H, W)`` in ``[0, 1]``.
+        target: z-scored labels ``(B,)`` (float32, higher = better), on the device of ``x``.
+        opt, sched: from :func:`nr_optimizer`.
+
+    Returns:
+        The batch loss before the update (0-d, float32, detached).
+    """
+    loss = _LOSSES[cfg.loss](model.forward_normalized(x).float(), target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss.detach()
+
+
 def train_nr_model(model: NRIQAModel, train_set: NRData, val_set: NRData, cfg: NRTrainConfig, *, seed: int = 0,
                    val_groups: np.ndarray | None = None, device: str = "auto",
                    log: Callable[..., None] | None = None, checkpoint_path: str | Path | None = None,
@@ -533,7 +573,9 @@ def train_nr_model(model: NRIQAModel, train_set: NRData, val_set: NRData, cfg: N
     Args:
         val_groups: per validation item, the groups inside which labels are comparable (synthetic levels);
             None: global SRCC.
-        log: called as ``log(step, **scalars)`` (e.g. :meth:`asymlib.runs.Run.log`).
+        log: called as ``log(step, **scalars)`` (e.g. :meth:`asymlib.runs.Run.log`). Training always starts
+            at step 0 (there is no resume), so when ``log`` is a run's ``log`` the rows of an interrupted earlier
+            attempt are dropped first (:meth:`asymlib.runs.Run.truncate_log`); hold the run's lock.
 
     Returns:
         :class:`NRTrainResult`.
@@ -543,19 +585,15 @@ def train_nr_model(model: NRIQAModel, train_set: NRData, val_set: NRData, cfg: N
     if len(train_set) < 2 or len(val_set) < 2:
         raise ConfigError(f"need at least 2 training and 2 validation images, got {len(train_set)}, {len(val_set)}")
     t0 = time.perf_counter()
+    if (run := run_of(log)) is not None:
+        run.truncate_log(-1)
     dev = resolve_device(device)
     y = _oriented_scores(train_set)
     std = float(y.std())
     model.set_label_stats(float(y.mean()), std if std > 0 else 1.0)
     y_z = torch.as_tensor((y - y.mean()) / (std if std > 0 else 1.0), dtype=torch.float32)
     model.to(dev)
-    groups = [{"params": [p for p in model.head.parameters() if p.requires_grad], "lr": cfg.lr_head}]
-    bb = [p for p in model.backbone.parameters() if p.requires_grad]
-    if cfg.finetune_backbone and bb and cfg.lr_backbone > 0:
-        groups.append({"params": bb, "lr": cfg.lr_backbone})
-    opt = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_halve_every, gamma=0.5)
-    loss_fn = _LOSSES[cfg.loss]
+    opt, sched = nr_optimizer(model, cfg)
     loader = torch.utils.data.DataLoader(
         _TrainView(train_set, cfg), batch_size=cfg.batch_size, sampler=_KeySampler(_train_keys(len(train_set), cfg, seed)),
         collate_fn=_collate_train, num_workers=cfg.num_workers, drop_last=False)
@@ -587,7 +625,7 @@ def train_nr_model(model: NRIQAModel, train_set: NRData, val_set: NRData, cfg: N
     rng_devices = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(seed)  # dropout; the caller's random state is left untouched
-        _train_loop(model, loader, opt, sched, loss_fn, y_z, cfg, dev, validate, history, log, desc)
+        _train_loop(model, loader, opt, sched, y_z, cfg, dev, validate, history, log, desc)
     model.eval()
     if ckpt is not None:
         load_nr_checkpoint(model, ckpt)
@@ -597,20 +635,16 @@ def train_nr_model(model: NRIQAModel, train_set: NRData, val_set: NRData, cfg: N
                          checkpoint=ckpt, seconds=time.perf_counter() - t0)
 
 
-def _train_loop(model: NRIQAModel, loader: Any, opt: torch.optim.Optimizer, sched: Any, loss_fn: Callable,
-                y_z: torch.Tensor, cfg: NRTrainConfig, dev: torch.device, validate: Callable[[int], None],
-                history: list[dict[str, float]], log: Callable[..., None] | None, desc: str | None) -> None:
+def _train_loop(model: NRIQAModel, loader: Any, opt: torch.optim.Optimizer,
+                sched: torch.optim.lr_scheduler.LRScheduler, y_z: torch.Tensor, cfg: NRTrainConfig, dev: torch.device,
+                validate: Callable[[int], None], history: list[dict[str, float]], log: Callable[..., None] | None,
+                desc: str | None) -> None:
     validate(0)
     model.train()
     bar = tqdm(loader, total=cfg.iterations, desc=desc or f"{model.backbone.display}: NR-IQA", leave=False)
     for step, (x, idx) in enumerate(bar, start=1):
         x = x.to(dev, non_blocking=True)
-        target = y_z[idx].to(dev)
-        loss = loss_fn(model.forward_normalized(x).float(), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss = nr_train_step(model, x, y_z[idx].to(dev), opt, sched, cfg)
         if step % cfg.log_every == 0 or step == cfg.iterations:
             row = {"step": step, "loss": float(loss.item()), "lr_head": float(opt.param_groups[0]["lr"])}
             history.append(row)

@@ -26,11 +26,36 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..config import MetricTrainConfig
+from ..errors import ConfigError
 from ..metrics.dists import DISTSMetric
+from ..runs import run_of
 
-__all__ = ["PairTerms", "compute_terms", "ranking_plcc_loss", "train_metric_weights", "metric_scores",
-           "resolve_device"]
+
+@dataclass(frozen=True)
+class MetricTrainConfig:
+    """Training of alpha/beta with the backbone frozen (paper Appendix B).
+
+    Paper: Adam, lr 1e-4 halved every 1000 iterations, 5000 iterations, batch 32, stage-0 weights
+    projected onto [0.02, 1] after each update. Loss: ``(1 - PLCC)/2`` on the batch plus a pairwise
+    logistic ranking loss (see :func:`asymlib.iqa.train.ranking_plcc_loss`).
+    """
+
+    iterations: int = 5000
+    batch_size: int = 32
+    lr: float = 1e-4
+    lr_halve_every: int = 1000
+    stage0_bounds: tuple[float, float] = (0.02, 1.0)
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch_size", "lr_halve_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"MetricTrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"MetricTrainConfig.lr must be > 0, got {self.lr}")
+
+__all__ = ["MetricTrainConfig", "PairTerms", "compute_terms", "ranking_plcc_loss", "metric_optimizer",
+           "metric_train_step", "train_metric_weights", "metric_scores", "resolve_device"]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -187,6 +212,39 @@ def _sample_batch(rng: np.random.Generator, n: int, batch_size: int, groups: np.
     return np.asarray(picked[: max(batch_size, 2)])
 
 
+def metric_optimizer(metric: DISTSMetric, cfg: MetricTrainConfig
+                     ) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.StepLR]:
+    """The optimizer and schedule of :func:`train_metric_weights`: Adam over ``metric.alpha`` and ``metric.beta``
+    at ``cfg.lr``, halved every ``cfg.lr_halve_every`` scheduler steps."""
+    opt = torch.optim.Adam([metric.alpha, metric.beta], lr=cfg.lr)
+    return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_halve_every, gamma=0.5)
+
+
+def metric_train_step(metric: DISTSMetric, terms: PairTerms, rng: np.random.Generator, opt: torch.optim.Optimizer,
+                      sched: torch.optim.lr_scheduler.LRScheduler, cfg: MetricTrainConfig) -> torch.Tensor:
+    """One iteration of :func:`train_metric_weights` on cached terms.
+
+    Samples a batch of ``cfg.batch_size`` pairs of ``terms`` with ``rng`` (whole groups when ``terms.groups`` is
+    set), computes the predicted quality ``-D`` ``(B,)`` from the terms, the :func:`ranking_plcc_loss`, takes the
+    optimizer and scheduler step, then projects the weights (>= 0, stage-0 weights in ``cfg.stage0_bounds``).
+
+    Args:
+        metric: on the CPU, like ``terms``.
+        opt, sched: from :func:`metric_optimizer`.
+
+    Returns:
+        The batch loss before the update (0-d, float32, detached).
+    """
+    sub = terms.subset(_sample_batch(rng, len(terms), cfg.batch_size, terms.groups))
+    loss = ranking_plcc_loss(-metric.distance_from_terms(sub.l, sub.s), sub.quality, sub.groups)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    metric.project_weights_(cfg.stage0_bounds)
+    return loss.detach()
+
+
 def train_metric_weights(metric: DISTSMetric, terms: PairTerms, cfg: MetricTrainConfig, seed: int = 0,
                          log: Callable[..., None] | None = None, desc: str | None = None) -> list[dict[str, float]]:
     """Fit ``alpha``/``beta`` on cached terms with Adam, lr halved every ``cfg.lr_halve_every`` steps, and
@@ -194,28 +252,23 @@ def train_metric_weights(metric: DISTSMetric, terms: PairTerms, cfg: MetricTrain
 
     Args:
         log: called as ``log(step, loss=..., lr=...)`` every ``cfg.log_every`` steps (e.g. ``Run.log``).
+            Training always starts at step 1 (there is no resume), so when ``log`` is a run's ``log`` the rows of
+            an interrupted earlier attempt are dropped first (:meth:`asymlib.runs.Run.truncate_log`).
 
     Returns:
         The logged rows.
     """
     if not metric.alpha.requires_grad:
         raise ValueError(f"metric over {metric.backbone.name!r} has fixed alpha/beta; nothing to train")
+    if (run := run_of(log)) is not None:
+        run.truncate_log(0)
     rng = np.random.default_rng(seed)
     metric = metric.cpu()
-    opt = torch.optim.Adam([metric.alpha, metric.beta], lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_halve_every, gamma=0.5)
+    opt, sched = metric_optimizer(metric, cfg)
     rows: list[dict[str, float]] = []
     bar = tqdm(range(1, cfg.iterations + 1), desc=desc or f"{metric.backbone.display}: alpha/beta", leave=False)
     for step in bar:
-        idx = _sample_batch(rng, len(terms), cfg.batch_size, terms.groups)
-        sub = terms.subset(idx)
-        pred_quality = -metric.distance_from_terms(sub.l, sub.s)
-        loss = ranking_plcc_loss(pred_quality, sub.quality, sub.groups)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        metric.project_weights_(cfg.stage0_bounds)
+        loss = metric_train_step(metric, terms, rng, opt, sched, cfg)
         if step % cfg.log_every == 0 or step == cfg.iterations:
             row = {"loss": loss.item(), "lr": float(opt.param_groups[0]["lr"])}
             rows.append({"step": step, **row})

@@ -7,8 +7,8 @@ Two dataclasses describe everything notebook 02 does:
 * :class:`SRStudyConfig`: the whole study (stage 1, stage 2 and its settings x metrics grid, the
   generator preset, training/validation images, NR-IQA evaluators and their rescaling calibration).
 
-Presets are registered per profile name (``"paper"``, ``"smoke"``); :func:`sr_config_for` returns the one
-of a :class:`~asymlib.config.Profile`. The four stage-2 settings of Table 1 are registered in
+The profiles (:mod:`asymlib.profiles`) hold one :class:`SRStudyConfig` each; :func:`sr_config_for` returns the
+one of a :class:`~asymlib.config.Profile`. The four stage-2 settings of Table 1 are registered in
 :data:`SR_SETTINGS` (loss weights switched on/off over the paper's ``lambda_1, lambda_2, lambda_3``).
 """
 from __future__ import annotations
@@ -27,13 +27,13 @@ __all__ = [
     "SRStudyConfig",
     "SRTrainConfig",
     "SR_SETTINGS",
+    "STAGE1_LAMBDAS",
     "get_setting",
-    "list_sr_study_presets",
-    "register_sr_study_preset",
     "sr_config_for",
 ]
 
 PAPER_LAMBDAS = (1e-2, 1.0, 5e-3)  # lambda_1 (rec), lambda_2 (per), lambda_3 (adv), as in ESRGAN (Sec. 3.1)
+STAGE1_LAMBDAS = (1.0, 0.0, 0.0)  # stage 1: L1 only
 
 
 @dataclass(frozen=True)
@@ -145,10 +145,15 @@ class SRSetting:
     rec: bool
     adv: bool
 
+    def lambdas(self, lambdas: tuple[float, float, float] = PAPER_LAMBDAS) -> tuple[float, float, float]:
+        """``(lambda_rec, lambda_per, lambda_adv)`` of this setting: ``lambdas`` with the terms that are off set to 0
+        (the perceptual term is always on in stage 2)."""
+        return (lambdas[0] if self.rec else 0.0, lambdas[1], lambdas[2] if self.adv else 0.0)
+
     def apply(self, cfg: SRTrainConfig, lambdas: tuple[float, float, float] = PAPER_LAMBDAS) -> SRTrainConfig:
-        """``cfg`` with this setting's loss weights (the perceptual term is always on in stage 2)."""
-        return cfg.replace(lambda_rec=lambdas[0] if self.rec else 0.0, lambda_per=lambdas[1],
-                           lambda_adv=lambdas[2] if self.adv else 0.0)
+        """``cfg`` with this setting's loss weights (:meth:`lambdas`)."""
+        rec, per, adv = self.lambdas(lambdas)
+        return cfg.replace(lambda_rec=rec, lambda_per=per, lambda_adv=adv)
 
 
 SR_SETTINGS: dict[str, SRSetting] = {
@@ -230,8 +235,8 @@ class SRStudyConfig:
         stage2: the perceptual stage; each setting switches its loss weights on (:data:`SR_SETTINGS`).
         settings, metrics: the grid (setting keys, :data:`asymlib.metrics.PAPER_METRICS` keys).
         evaluators: :mod:`asymlib.sr.evaluators` names; unavailable ones are reported and skipped.
-        alpha_beta: metric weights: ``"trained"`` (notebook 01's run of the same profile, required),
-            ``"trained_if_available"`` (else the seeded initialization, labelled), ``"init"``.
+        alpha_beta: metric weights: ``"trained"`` (the study's metric run, a dependency of every stage-2 run)
+            or ``"init"`` (the seeded initialization).
         data, calibration: images and Appendix D calibration.
         eval_batch_size: images per evaluator call.
     """
@@ -239,7 +244,7 @@ class SRStudyConfig:
     sr_model: str = "swinir"
     sr_preset: str = "classical"
     stage1: SRTrainConfig = SRTrainConfig(
-        iterations=100_000, lambda_rec=1.0, lambda_per=0.0, lambda_adv=0.0,
+        iterations=100_000, lambda_rec=STAGE1_LAMBDAS[0], lambda_per=STAGE1_LAMBDAS[1], lambda_adv=STAGE1_LAMBDAS[2],
         # the paper gives only the initial rate of stage 1; SwinIR's own schedule halves at 50/80/90/95 %
         milestones=(50_000, 80_000, 90_000, 95_000),
     )
@@ -255,9 +260,8 @@ class SRStudyConfig:
     def __post_init__(self) -> None:
         for key in self.settings:
             get_setting(key)
-        if self.alpha_beta not in ("trained", "trained_if_available", "init"):
-            raise ConfigError(f"SRStudyConfig.alpha_beta must be 'trained', 'trained_if_available' or 'init', "
-                              f"got {self.alpha_beta!r}")
+        if self.alpha_beta not in ("trained", "init"):
+            raise ConfigError(f"SRStudyConfig.alpha_beta must be 'trained' or 'init', got {self.alpha_beta!r}")
         if self.stage1.scale != self.stage2.scale:
             raise ConfigError(f"stage 1 and stage 2 scales differ: {self.stage1.scale} vs {self.stage2.scale}")
 
@@ -272,43 +276,8 @@ class SRStudyConfig:
         return _replace_nested(self, changes)
 
 
-_PRESETS: dict[str, SRStudyConfig] = {}
-
-
-def register_sr_study_preset(profile: str, config: SRStudyConfig) -> SRStudyConfig:
-    _PRESETS[profile] = config
-    return config
-
-
-def list_sr_study_presets() -> list[str]:
-    return sorted(_PRESETS)
-
-
-register_sr_study_preset("paper", SRStudyConfig())
-
-_SMOKE_TRAIN = SRTrainConfig(
-    iterations=4, batch_size=2, hr_crop=64, milestones=(3,), checkpoint_every=1000, log_every=1, sample_every=4,
-    num_workers=0, collapse_patience=5,
-    ema_decay=0.8,  # a 0.999 average of a few steps would still be the initialization
-)
-register_sr_study_preset("smoke", SRStudyConfig(
-    sr_preset="small",
-    stage1=_SMOKE_TRAIN.replace(iterations=16, lr=1e-3, milestones=(12,), lambda_rec=1.0, lambda_per=0.0,
-                                lambda_adv=0.0, sample_every=16),
-    stage2=_SMOKE_TRAIN,
-    metrics=("vgg16_r", "vgg16", "swin_t"),
-    evaluators=PAPER_EVALUATORS + ("piqe", "psnr", "ssim"),
-    alpha_beta="trained_if_available",
-    data=SRDataConfig(source="embedded", train="astronaut,chelsea,coffee,rocket",
-                      val="motorcycle_left,hubble_deep_field", val_crop=96, tile=None, sample_images=1),
-    calibration=CalibrationConfig(dataset="synthetic", max_images=None, crop=64),
-    eval_batch_size=4,
-))
-
-
 def sr_config_for(profile: Any) -> SRStudyConfig:
-    """The SR study preset of a :class:`~asymlib.config.Profile` (or a profile name)."""
-    name = profile if isinstance(profile, str) else profile.name
-    if name not in _PRESETS:
-        raise UnknownNameError(f"no SR study preset for profile {name!r}; available: {list_sr_study_presets()}")
-    return _PRESETS[name]
+    """The SR study configuration of a :class:`~asymlib.config.Profile` (or a registered profile's name)."""
+    from ..config import get_profile
+
+    return get_profile(profile).sr

@@ -1,4 +1,5 @@
-"""Relativistic average GAN losses (ESRGAN; paper Eq. 4-6) on raw discriminator logits.
+"""The generator objective (paper Eq. 1) and the relativistic average GAN losses (ESRGAN; Eq. 4-6) on raw
+discriminator logits.
 
 With ``d`` the discriminator logit, ``D(a, b) = sigmoid(d(a) - E[d(b)])`` (Eq. 6), and
 ``BCE(z, t)`` the binary cross-entropy of logit ``z`` against target ``t`` (computed with
@@ -23,11 +24,15 @@ Gradient routing for the discriminator follows BasicSR: the real term gets no gr
 (:func:`relativistic_discriminator_loss_real` / ``_fake``) allows two separate backward passes
 (real batch, then fake batch) as needed for BatchNorm discriminators under DDP; the sum of the two
 parts equals :func:`relativistic_discriminator_loss` in value and in gradient.
+
+:func:`generator_loss` assembles the whole generator objective of Eq. 1 (L1 + perceptual metric + the
+relativistic term); the SR trainer, the SR benchmark step and the autoencoder of Fig. 16 all call it.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +41,7 @@ from ..errors import ConfigError, InputSizeError, UnknownNameError
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
+    "generator_loss",
     "get_adversarial_loss",
     "relativistic_discriminator_loss",
     "relativistic_discriminator_loss_fake",
@@ -108,6 +114,66 @@ def relativistic_discriminator_loss(
     return relativistic_discriminator_loss_real(real_logits, fake_logits, mean_over) + (
         relativistic_discriminator_loss_fake(fake_logits, real_logits, mean_over)
     )
+
+
+def generator_loss(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    *,
+    lambda_rec: float,
+    lambda_per: float,
+    lambda_adv: float,
+    metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    discriminator: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The generator objective of Eq. 1 on one batch::
+
+        lambda_rec * L1(sr, hr) + lambda_per * mean(metric(sr, hr)) + lambda_adv * l_adv(sr, hr)
+
+    with ``l_adv`` :func:`relativistic_generator_loss` of the discriminator's logits of ``hr`` (detached)
+    and ``sr``. A term whose weight is 0 is skipped entirely (no metric or discriminator forward pass).
+
+    Args:
+        sr: ``(B, 3, H, W)`` generator output, in the autocast dtype or float32, with its autograd graph.
+        hr: ``(B, 3, H, W)`` float32 target in ``[0, 1]``.
+        lambda_rec, lambda_per, lambda_adv: weights ``>= 0`` of the L1, perceptual and adversarial terms.
+        metric: frozen distance ``metric(sr, hr) -> (B,)`` (0 = identical); needed when ``lambda_per > 0``.
+        discriminator: ``d(images) -> logits`` of shape ``(B, 1)``, ``(B,)`` or ``(B, 1, h, w)``, its
+            parameters frozen by the caller; needed when ``lambda_adv > 0``.
+        autocast: context factory the metric and discriminator forward passes run under (e.g. bf16
+            autocast on CUDA); the L1 term and the weighted sum are computed in float32 outside it.
+
+    Returns:
+        ``(total, terms)``: the 0-d float32 objective and the unweighted terms with the names the trainer logs:
+        ``l_rec`` (when ``lambda_rec > 0``), ``l_per`` (``lambda_per > 0``), ``l_g_adv`` (``lambda_adv > 0``)
+        and ``l_total`` (= ``total``), each a 0-d float32 tensor still attached to the graph.
+
+    Raises:
+        ConfigError: a weighted perceptual or adversarial term without its metric or discriminator.
+    """
+    if lambda_per > 0 and metric is None:
+        raise ConfigError(f"lambda_per={lambda_per} but no perceptual metric was given")
+    if lambda_adv > 0 and discriminator is None:
+        raise ConfigError(f"lambda_adv={lambda_adv} but no discriminator was given")
+    sr32 = sr.float()
+    terms: dict[str, torch.Tensor] = {}
+    total = sr32.new_zeros(())
+    if lambda_rec > 0:
+        terms["l_rec"] = F.l1_loss(sr32, hr)
+        total = total + lambda_rec * terms["l_rec"]
+    if lambda_per > 0:
+        with autocast():
+            terms["l_per"] = metric(sr, hr).float().mean()  # type: ignore[misc]
+        total = total + lambda_per * terms["l_per"]
+    if lambda_adv > 0:
+        with autocast():
+            real_ref = discriminator(hr).detach()  # type: ignore[misc]
+            fake_g = discriminator(sr)  # type: ignore[misc]
+        terms["l_g_adv"] = relativistic_generator_loss(real_ref.float(), fake_g.float())
+        total = total + lambda_adv * terms["l_g_adv"]
+    terms["l_total"] = total
+    return total, terms
 
 
 # name -> (generator loss, discriminator loss)

@@ -4,8 +4,8 @@ Objective of the generator ``G`` on a batch of (LR ``x``, HR ``y``) pairs::
 
     lambda_rec * L1(G(x), y) + lambda_per * metric(G(x), y) + lambda_adv * l_adv(G(x), y)
 
-with ``l_adv`` the relativistic average generator loss (:mod:`asymlib.sr.losses`). ``G`` and the
-discriminator ``D`` are updated alternately (G, then D on the detached output). The perceptual metric is
+with ``l_adv`` the relativistic average generator loss (:func:`asymlib.sr.losses.generator_loss` computes it all).
+``G`` and the discriminator ``D`` are updated alternately (G, then D on the detached output). The perceptual metric is
 frozen: only gradients with respect to its first input flow.
 
 Engineering contract:
@@ -14,7 +14,10 @@ Engineering contract:
   discriminator, optimizers, schedulers, step, RNG states of every rank (torch, CUDA, numpy, python) and
   the data-sampler position. Calling :func:`train_sr` again on the same run continues from it; the data
   order depends only on ``(seed, sample position)``, so an interrupted and an uninterrupted run end with the
-  same weights.
+  same weights. The checkpoint records the run's identity (:meth:`asymlib.runs.Run.identity`): one copied from
+  another run is refused. On (re)start the run folder's orphan temporary files and the log rows after the
+  resumed step are removed (:meth:`asymlib.runs.Run.prepare_resume`), so ``log.jsonl`` never repeats a step.
+  Workers sharing a run folder hold :meth:`asymlib.runs.Run.lock` around :func:`train_sr` (it does not lock).
 * **DDP.** Launch with ``torchrun`` (``nccl`` on GPUs, ``gloo`` on CPU): ``batch_size`` is global and split
   over the ranks; rank 0 writes every file. The discriminator is updated with two backward passes (real,
   then fake), which keeps BatchNorm discriminators valid under DDP; the generator step calls the unwrapped
@@ -53,8 +56,7 @@ from ..runs import Run
 from .config import SRTrainConfig
 from .data import PairedSRDataset
 from .ema import ModelEMA
-from .losses import (relativistic_discriminator_loss_fake, relativistic_discriminator_loss_real,
-                     relativistic_generator_loss)
+from .losses import generator_loss, relativistic_discriminator_loss_fake, relativistic_discriminator_loss_real
 
 __all__ = ["CHECKPOINT_FORMAT", "TrainResult", "DistInfo", "discriminator_backward", "dist_info", "init_distributed",
            "load_checkpoint",
@@ -215,11 +217,15 @@ def _torch_load(path: Path, what: str) -> Any:
                               f"delete it to restart from scratch") from exc
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, run: Run | None = None) -> dict[str, Any]:
     """Read a training checkpoint written by :func:`train_sr`.
 
+    With ``run``, the checkpoint must have been written by that run (checkpoints older than the ``run`` field
+    are accepted).
+
     Raises:
-        CheckpointError: missing, corrupt, or not an SR training checkpoint; the message names the file.
+        CheckpointError: missing, corrupt, not an SR training checkpoint, or another run's; the message names
+            the file.
     """
     p = Path(path)
     obj = _torch_load(p, "SR checkpoint")
@@ -227,6 +233,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT or any(k not in obj for k in required):
         raise CheckpointError(f"{p} is not an asymlib SR checkpoint (format {CHECKPOINT_FORMAT!r} with keys "
                               f"{list(required)}); delete it to restart from scratch")
+    if run is not None:
+        run.check_identity(obj.get("run"), p)
     return obj
 
 
@@ -448,7 +456,7 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
     ckpt_path = run.path / CHECKPOINT_NAME
     start, resumed_from, bad_steps = 0, None, 0
     if ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
+        ck = load_checkpoint(ckpt_path, run=run)
         try:
             G.load_state_dict(ck["generator"])
             opt_g.load_state_dict(ck["opt_g"])
@@ -475,6 +483,8 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
         if init_from is not None:
             load_generator_weights(G, init_from)
         ema = ModelEMA(G, decay=cfg.ema_decay)
+    if info.is_main:
+        run.prepare_resume(start)
 
     g_train: nn.Module = G
     d_train: nn.Module | None = D
@@ -508,7 +518,8 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
             rngs = [rng]
         if info.is_main:
             obj = {
-                "format": CHECKPOINT_FORMAT, "stage": stage, "step": step, "bad_steps": bad_steps,
+                "format": CHECKPOINT_FORMAT, "run": run.identity(), "stage": stage, "step": step,
+                "bad_steps": bad_steps,
                 "generator": G.state_dict(), "ema": ema.state_dict(),
                 "opt_g": opt_g.state_dict(), "sched_g": sched_g.state_dict(),
                 "discriminator": D.state_dict() if D is not None else None,
@@ -532,23 +543,8 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
         _set_trainable(d_params, False)
         with autocast():
             sr = g_train(lr_img)
-        sr32 = sr.float()
-        terms: dict[str, torch.Tensor] = {}
-        total = sr32.new_zeros(())
-        if cfg.lambda_rec > 0:
-            terms["l_rec"] = F.l1_loss(sr32, hr)
-            total = total + cfg.lambda_rec * terms["l_rec"]
-        if cfg.lambda_per > 0:
-            with autocast():
-                terms["l_per"] = metric(sr, hr).float().mean()  # type: ignore[misc]
-            total = total + cfg.lambda_per * terms["l_per"]
-        if D is not None:
-            with autocast():
-                real_ref = D(hr).detach()
-                fake_g = D(sr)
-            terms["l_g_adv"] = relativistic_generator_loss(real_ref.float(), fake_g.float())
-            total = total + cfg.lambda_adv * terms["l_g_adv"]
-        terms["l_total"] = total
+        total, terms = generator_loss(sr, hr, lambda_rec=cfg.lambda_rec, lambda_per=cfg.lambda_per,
+                                      lambda_adv=cfg.lambda_adv, metric=metric, discriminator=D, autocast=autocast)
         if _any_rank(not torch.isfinite(total.detach()).item(), dev, info):
             status, reason = "collapsed", f"non-finite generator loss at step {step + 1} " + ", ".join(
                 f"{k}={v.item():.4g}" for k, v in terms.items())

@@ -1,0 +1,111 @@
+"""Analysis runs of notebook 05 (``analysis``): image recovery (Fig. 12-13), texture synthesis (Fig. 15) and the
+autoencoder (Fig. 16), each a run whose result (tensors, numbers, strings, lists) is ``result.pt``.
+
+The metric of a run carries the alpha/beta of the study's ``metric`` run when the metric is one of notebook 01's
+(a dependency), else its seeded initialization.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..atomic import atomic_torch_save
+from ..metrics.registry import metric_from_preset
+from ..provenance import provenance
+from ..runs import Run
+from .execute import StudyContext, register_executor
+from .graph import RunSpec
+from .metric_runs import trained_metric
+
+__all__ = ["RESULT_FILE", "analysis_metric", "reference_image", "load_result", "ae_train_config"]
+
+RESULT_FILE = "result.pt"
+
+
+def reference_image(name: str, size: int) -> torch.Tensor:
+    """An embedded image fitted to ``size`` pixels: ``(1, 3, size, size)`` in [0, 1]."""
+    from ..analysis import fit_image
+    from ..data.corpus import embedded_images
+
+    return fit_image(embedded_images([name])[name], size)
+
+
+def analysis_metric(ctx: StudyContext, spec: RunSpec) -> tuple[torch.nn.Module, str]:
+    """``(metric, alpha/beta source)`` of an analysis run: frozen, eval mode."""
+    dep = next((d for d in spec.deps if ctx.graph[d].task == "metric_train"), None)
+    if dep is not None:
+        return trained_metric(ctx, dep), f"metric run {dep}"
+    key = spec.identity["metric"]
+    metric = ctx.cached(("metric-init", key), lambda: metric_from_preset(
+        key, weights=ctx.profile.weights, seed=ctx.profile.seed).requires_grad_(False).eval())
+    return metric, f"initial (seed={ctx.profile.seed})"
+
+
+def load_result(ctx: StudyContext, key: str) -> dict[str, Any]:
+    return torch.load(ctx.graph[key].path(ctx.output_dir) / RESULT_FILE, weights_only=True)
+
+
+def ae_train_config(ctx: StudyContext) -> Any:
+    """The autoencoder's :class:`~asymlib.analysis.AETrainConfig` of the profile's figures configuration."""
+    from ..analysis import AETrainConfig
+
+    cfg = ctx.profile.figures
+    return AETrainConfig(steps=cfg.ae_steps, batch_size=cfg.ae_batch, crop=cfg.ae_crop, lr=cfg.ae_lr, d_lr=cfg.ae_d_lr,
+                         seed=ctx.profile.seed, log_every=max(1, cfg.ae_steps // 10))
+
+
+def _save(run: Run, spec: RunSpec, ctx: StudyContext, result: dict[str, Any]) -> None:
+    atomic_torch_save(result, run.path / RESULT_FILE)
+    run.finish("finished")
+
+
+@register_executor("recovery")
+def _recover(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
+    from ..analysis import recover_image
+
+    idt = spec.identity
+    metric, source = analysis_metric(ctx, spec)
+    run.start(provenance(ctx.profile.name, ctx.profile.seed, analysis="recovery", alpha_beta=source, run_key=spec.key))
+    ref = reference_image(idt["image"], idt["size"])
+    res = recover_image(metric, ref, init=idt["init"], steps=idt["steps"], seed=ctx.profile.seed,
+                        progress=ctx.progress, label=spec.params.get("label", spec.name))
+    _save(run, spec, ctx, {"image": res.image, "initial": res.initial, "losses": list(map(float, res.losses)),
+                           "gradient": res.gradient, "seconds": float(res.seconds), "source": source})
+
+
+@register_executor("texture")
+def _synthesize(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
+    from ..analysis import fit_image, synthesize_texture
+    from ..data.corpus import embedded_textures
+
+    idt = spec.identity
+    metric, source = analysis_metric(ctx, spec)
+    run.start(provenance(ctx.profile.name, ctx.profile.seed, analysis="texture", alpha_beta=source, run_key=spec.key))
+    exemplar = fit_image(embedded_textures()[idt["texture"]], idt["size"])
+    res = synthesize_texture(metric, exemplar, steps=idt["steps"], seed=ctx.profile.seed, progress=ctx.progress,
+                             label=spec.params.get("label", spec.name))
+    _save(run, spec, ctx, {"image": res.image, "initial": res.initial, "losses": list(map(float, res.losses)),
+                           "seconds": float(res.seconds), "source": source})
+
+
+@register_executor("autoencoder")
+def _train_autoencoder(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
+    from ..analysis import create_autoencoder, fit_image, get_objective, reconstruct, train_autoencoder
+    from ..data.corpus import embedded_images
+    from ..discriminators import create_discriminator
+
+    idt, cfg = spec.identity, ctx.profile.figures
+    obj = get_objective(idt["objective"])
+    metric, source = analysis_metric(ctx, spec) if obj.needs_metric else (None, "none")
+    run.start(provenance(ctx.profile.name, ctx.profile.seed, analysis="autoencoder", alpha_beta=source,
+                         run_key=spec.key))
+    originals = {k: fit_image(v, cfg.ae_crop * 2) for k, v in embedded_images(list(cfg.ae_images)).items()}
+    model = create_autoencoder(idt["preset"], seed=ctx.profile.seed)
+    disc = (create_discriminator(idt["discriminator"], idt["head"], seed=ctx.profile.seed)
+            if obj.needs_discriminator else None)
+    res = train_autoencoder(model, originals, idt["objective"], metric=metric, discriminator=disc,
+                            config=ae_train_config(ctx), progress=ctx.progress)
+    rec = reconstruct(res.model, originals)
+    _save(run, spec, ctx, {"names": list(rec), "images": torch.stack(list(rec.values())),
+                           "log": {c: res.log[c].astype(float).tolist() for c in res.log.columns}})
