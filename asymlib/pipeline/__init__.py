@@ -8,7 +8,9 @@ below this package; ``asymlib.experiments`` (the notebooks' modules) is above it
 - :func:`plan` lists them in dependency order with status, iterations and estimated GPU-hours;
   :func:`run_index` lists the run folders of an output folder.
 - :func:`ensure` / :func:`train_runs` train runs (dependencies first, under a per-run lock).
-- Command line: ``python -m asymlib.runs plan|train|status``.
+- :mod:`~asymlib.pipeline.dispatch` spreads runs over Slurm (submitit jobs, ``afterok`` dependencies) or the GPUs
+  of one machine.
+- Command line: ``python -m asymlib.runs plan|train|status|launch|watch``.
 """
 from .costs import DEFAULT_STEP_COSTS, StepCosts, load_step_costs
 from .execute import (EXECUTORS, DependencyFailed, RunPending, StudyContext, ensure, register_executor, train_command,

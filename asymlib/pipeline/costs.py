@@ -37,7 +37,7 @@ class StepCosts:
     seconds: dict[str, float]
     source: str
 
-    def gpu_hours(self, cost: str, iterations: int, paper_scale_only: bool = False) -> float:
+    def gpu_hours(self, cost: str, iterations: int) -> float:
         """Estimated GPU-hours of a run with cost row ``cost`` and ``iterations`` steps."""
         if not cost:
             return 0.0

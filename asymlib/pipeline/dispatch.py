@@ -116,7 +116,7 @@ class TrainJob:
 
     def __call__(self) -> str:
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-        if int(os.environ.get("SUBMITIT_NTASKS", os.environ.get("SLURM_NTASKS", "1"))) > 1:
+        if _job_tasks() > 1:  # one task per GPU: DDP, each rank on the GPU of its LOCAL_RANK
             import submitit
 
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
@@ -145,6 +145,16 @@ class TrainJob:
         import submitit
 
         return submitit.helpers.DelayedSubmission(TrainJob(self.profile, self.overrides, self.output_dir, self.key))
+
+
+def _job_tasks() -> int:
+    """Number of tasks of the submitit job this process belongs to (1 outside a job)."""
+    try:
+        import submitit
+
+        return int(submitit.JobEnvironment().num_tasks)
+    except (ImportError, RuntimeError, KeyError, ValueError):
+        return 1
 
 
 def launch_specs(ctx: StudyContext, keys: Sequence[str] | None = None, only: Sequence[str] | None = None,
