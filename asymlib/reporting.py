@@ -14,7 +14,7 @@ import pandas as pd
 
 from .errors import UnknownNameError
 
-__all__ = ["PAPER_TABLES", "load_paper_table", "profile_banner", "save_figure", "table4_comparison"]
+__all__ = ["PAPER_TABLES", "load_paper_table", "ours_label", "profile_banner", "save_figure", "table4_comparison"]
 
 PAPER_TABLES = {
     1: "table1_sr_nriqa_by_objective.csv",
@@ -31,6 +31,12 @@ def load_paper_table(number: int) -> pd.DataFrame:
     ref = resources.files("asymlib") / "resources" / "paper_tables" / PAPER_TABLES[number]
     with resources.as_file(ref) as path:
         return pd.read_csv(path)
+
+
+def ours_label(profile: str) -> str:
+    """Prefix of our columns: ``"ours (<profile>)"``. ``paper`` alone always means the published numbers, so a
+    paper-profile run reads ``ours (paper)``, never ``paper``."""
+    return f"ours ({profile})"
 
 
 def profile_banner(profile: str, weights: str, extra: str = "") -> str:
@@ -64,16 +70,16 @@ def table4_comparison(results: pd.DataFrame) -> pd.DataFrame:
     """Table 4 layout: one row per metric; the paper's average SRCC/PLCC and rank beside ours.
 
     ``results`` are the tidy rows of the metric-construction study (one per metric x benchmark, with an
-    ``Average`` benchmark). Our columns are prefixed with the profile name, so a smoke table reads
-    ``smoke SRCC``, never plain ``SRCC``.
+    ``Average`` benchmark). Our columns are prefixed ``ours (<profile>)`` (:func:`ours_label`), so they never
+    read as the paper's, whatever the profile.
     """
     paper = load_paper_table(4)
     paper_avg = paper[paper["benchmark"] == "Average"].set_index("backbone")
-    ours = results[results["benchmark"] == "Average"].set_index("display")
-    profile = str(results["profile"].iloc[0])
+    mine = results[results["benchmark"] == "Average"].set_index("display")
+    ours = ours_label(str(results["profile"].iloc[0]))
     benches = [b for b in results["benchmark"].unique() if b != "Average"]
     rows = []
-    for display, r in ours.iterrows():
+    for display, r in mine.iterrows():
         row: dict[str, Any] = {"metric": display}
         if display in paper_avg.index:
             row["paper SRCC (avg)"] = paper_avg.loc[display, "srcc"]
@@ -81,13 +87,13 @@ def table4_comparison(results: pd.DataFrame) -> pd.DataFrame:
             row["paper rank"] = int(paper_avg.loc[display, "rank"])
         for b in benches:
             rb = results[(results["display"] == display) & (results["benchmark"] == b)].iloc[0]
-            row[f"{profile} SRCC [{b}]"] = rb["srcc"]
-            row[f"{profile} SRCC 95% CI [{b}]"] = f"[{rb['srcc_low']:.3f}, {rb['srcc_high']:.3f}]"
-            row[f"{profile} PLCC [{b}]"] = rb["plcc"]
-        row[f"{profile} SRCC (avg)"] = r["srcc"]
-        row[f"{profile} PLCC (avg)"] = r["plcc"]
+            row[f"{ours} SRCC [{b}]"] = rb["srcc"]
+            row[f"{ours} SRCC 95% CI [{b}]"] = f"[{rb['srcc_low']:.3f}, {rb['srcc_high']:.3f}]"
+            row[f"{ours} PLCC [{b}]"] = rb["plcc"]
+        row[f"{ours} SRCC (avg)"] = r["srcc"]
+        row[f"{ours} PLCC (avg)"] = r["plcc"]
         row["backbone weights"] = r["weights_source"]
         rows.append(row)
     table = pd.DataFrame(rows)
-    table[f"{profile} rank"] = _rank(table[f"{profile} SRCC (avg)"])
+    table[f"{ours} rank"] = _rank(table[f"{ours} SRCC (avg)"])
     return table

@@ -183,13 +183,13 @@ def test_table3_layout_labels_every_column(tmp_path):
     assert list(wide.index) == [("Vanilla", "VGG-16"), ("Vanilla", "ResNet-50"), ("Vanilla", "DINOv2"),
                                 ("Patch-level", "VGG-16"), ("Patch-level", "ResNet-50"), ("Patch-level", "DINOv2"),
                                 ("w/o", "w/o (base)")]
-    assert all(c.startswith(("paper ", "smoke ")) for c in wide.columns)
+    assert all(c.startswith(("paper ", "ours (smoke) ")) for c in wide.columns)
     assert [c for c in wide.columns if c.startswith("paper ")] == [
         "paper MANIQA", "paper LIQE", "paper DeQA", "paper VQ-R1", "paper Average"]
     assert wide.loc[("Patch-level", "ResNet-50"), "paper Average"] == pytest.approx(63.92)
-    assert wide.loc[("Patch-level", "DINOv2"), "smoke backbone"] == "DINOv2 ViT-S/14"
+    assert wide.loc[("Patch-level", "DINOv2"), "ours (smoke) backbone"] == "DINOv2 ViT-S/14"
     mine = t[(t["head"] == "vanilla") & (t["backbone"] == "VGG-16") & (t["evaluator"] == "Average")]["score"].item()
-    assert wide.loc[("Vanilla", "VGG-16"), "smoke Average"] == pytest.approx(mine)
+    assert wide.loc[("Vanilla", "VGG-16"), "ours (smoke) Average"] == pytest.approx(mine)
 
 
 def test_fig7_marks_collapsed_runs_and_shows_seed_spread(tmp_path):

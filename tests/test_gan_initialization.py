@@ -179,7 +179,7 @@ def test_fr_and_nr_study_tables_figures_and_reuse(tmp_path):
     t2 = table2_comparison(fr)
     assert list(t2["initialization"]) == ["Random", "GAN", "ImageNet"]
     assert t2.loc[0, "paper SRCC (avg)"] == pytest.approx(0.692)  # VGG-16, Random in the paper's Table 2
-    assert "smoke SRCC (avg)" in t2.columns and "SRCC" not in t2.columns
+    assert "ours (smoke) SRCC (avg)" in t2.columns and "SRCC" not in t2.columns
 
     nr = run_nr_initialization(prof, out, sources)
     assert list(nr["initialization"]) == ["random", "gan", "imagenet"]
@@ -195,7 +195,7 @@ def test_fr_and_nr_study_tables_figures_and_reuse(tmp_path):
     assert (run_dirs[0] / "best.pt").is_file() and (run_dirs[0] / "status.json").is_file()
 
     table = nr_table(nr)
-    assert "smoke SRCC (test)" in table.columns and table["status"].iloc[2].startswith("skipped")
+    assert "ours (smoke) SRCC (test)" in table.columns and table["status"].iloc[2].startswith("skipped")
     # finished runs are reused: same numbers, nothing retrained
     mtimes = [(d / "results.csv").stat().st_mtime_ns for d in run_dirs]
     again = run_nr_initialization(prof, out, sources)

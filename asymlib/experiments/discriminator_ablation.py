@@ -42,7 +42,7 @@ from ..pipeline import StudyContext, ensure
 from ..pipeline.declare import discriminator_spec
 from ..pipeline.sr_runs import (BACKBONE_EXPORT_NAME, GRAD_NORMS_NAME, EvaluatorPool, alpha_beta_source, score_runs,
                                 export_discriminator_backbone, list_gan_backbones)
-from ..reporting import load_paper_table, profile_banner
+from ..reporting import load_paper_table, ours_label, profile_banner
 from ..sr.config import SRStudyConfig
 
 __all__ = [
@@ -153,10 +153,10 @@ def table3(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
 
 def table3_comparison(table: pd.DataFrame, profile: str) -> pd.DataFrame:
     """Table 3 layout: rows ``(discriminator, backbone)`` in the paper's order; the paper's columns labelled
-    ``paper <evaluator>``, ours ``<profile> <evaluator>`` (a smoke number is never in an unlabelled column).
+    ``paper <evaluator>``, ours ``ours (<profile>) <evaluator>`` (never an unlabelled column, never ``paper``).
 
-    ``<profile> backbone`` names our discriminator backbone (e.g. DINOv2 ViT-S/14 in smoke) and
-    ``<profile> status`` says whether the run finished or collapsed.
+    ``ours (<profile>) backbone`` names our discriminator backbone (e.g. DINOv2 ViT-S/14 in smoke) and
+    ``ours (<profile>) status`` says whether the run finished or collapsed.
     """
     paper = load_paper_table(3)
     paper_cols = list(dict.fromkeys(paper["nr_iqa"]))
@@ -165,9 +165,9 @@ def table3_comparison(table: pd.DataFrame, profile: str) -> pd.DataFrame:
     ours_ev = list(dict.fromkeys(table["evaluator"]))
     o_wide = table.pivot_table(index=["head", "backbone"], columns="evaluator", values="score", aggfunc="first",
                                dropna=False)
-    o_wide = o_wide.reindex(columns=[e for e in ours_ev if e != AVERAGE] + [AVERAGE]).add_prefix(f"{profile} ")
+    o_wide = o_wide.reindex(columns=[e for e in ours_ev if e != AVERAGE] + [AVERAGE]).add_prefix(f"{ours_label(profile)} ")
     info = table.drop_duplicates(["head", "backbone"]).set_index(["head", "backbone"])[["variant", "status"]]
-    info.columns = [f"{profile} backbone", f"{profile} status"]
+    info.columns = [f"{ours_label(profile)} backbone", f"{ours_label(profile)} status"]
     wide = p_wide.join(o_wide, how="outer").join(info, how="left")
     order = [(h, b) for h in ("vanilla", "patch", "none") for b in
              list(dict.fromkeys(list(paper.loc[paper["head"] == h, "backbone"]) +

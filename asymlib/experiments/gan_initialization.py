@@ -51,7 +51,7 @@ from ..pipeline.declare import gan_source_spec, metric_train_spec, nr_spec
 from ..pipeline.metric_runs import SYNTHETIC_LABEL, metric_results
 from ..pipeline.nr_runs import SYNTHETIC_NR_NOTE, load_nr_benchmark, nr_statistics
 from ..pipeline.sr_runs import export_discriminator_backbone
-from ..reporting import load_paper_table, profile_banner
+from ..reporting import load_paper_table, ours_label, profile_banner
 
 __all__ = [
     "INITIALIZATIONS",
@@ -272,11 +272,11 @@ def run_fr_initialization(profile: Profile, output_dir: str | Path, sources: Map
 def table2_comparison(results: pd.DataFrame) -> pd.DataFrame:
     """Table 2 layout: one row per backbone x initialization; the paper's SRCC/PLCC beside ours.
 
-    Paper columns: the average and every benchmark we evaluated too; our columns are prefixed with the
-    profile name (``smoke SRCC [Synthetic levels]``), never plain ``SRCC``.
+    Paper columns: the average and every benchmark we evaluated too; our columns are prefixed
+    ``ours (<profile>)`` (``ours (smoke) SRCC [Synthetic levels]``), never plain ``SRCC`` nor ``paper``.
     """
     paper = load_paper_table(2).set_index(["backbone", "initialization", "benchmark"])
-    profile = str(results["profile"].iloc[0])
+    ours = ours_label(str(results["profile"].iloc[0]))
     benches = [b for b in dict.fromkeys(results["benchmark"]) if b != "Average"]
     rows = []
     for (bb, init), grp in results.groupby(["backbone", "initialization"], sort=False):
@@ -290,13 +290,13 @@ def table2_comparison(results: pd.DataFrame) -> pd.DataFrame:
                 row[f"paper PLCC ({tag})"] = paper.loc[(pb, pi, b), "plcc"]
         for b in benches:
             r = grp[grp["benchmark"] == b].iloc[0]
-            row[f"{profile} SRCC [{b}]"] = r.get("srcc", np.nan)
+            row[f"{ours} SRCC [{b}]"] = r.get("srcc", np.nan)
             lo, hi = r.get("srcc_low", np.nan), r.get("srcc_high", np.nan)
-            row[f"{profile} SRCC 95% CI [{b}]"] = "" if pd.isna(lo) else f"[{lo:.3f}, {hi:.3f}]"
-            row[f"{profile} PLCC [{b}]"] = r.get("plcc", np.nan)
+            row[f"{ours} SRCC 95% CI [{b}]"] = "" if pd.isna(lo) else f"[{lo:.3f}, {hi:.3f}]"
+            row[f"{ours} PLCC [{b}]"] = r.get("plcc", np.nan)
         avg = grp[grp["benchmark"] == "Average"].iloc[0]
-        row[f"{profile} SRCC (avg)"] = avg.get("srcc", np.nan)
-        row[f"{profile} PLCC (avg)"] = avg.get("plcc", np.nan)
+        row[f"{ours} SRCC (avg)"] = avg.get("srcc", np.nan)
+        row[f"{ours} PLCC (avg)"] = avg.get("plcc", np.nan)
         row["backbone weights"] = avg.get("weights_source", "none")
         row["status"] = avg["status"]
         rows.append(row)
@@ -339,11 +339,11 @@ def run_nr_initialization(profile: Profile, output_dir: str | Path, sources: Map
 
 
 def nr_table(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per dataset x backbone x initialization; our columns prefixed with the profile name.
+    """One row per dataset x backbone x initialization; our columns prefixed ``ours (<profile>)``.
 
     The paper reports Fig. 5 and Fig. 8 as bar plots without numbers, so there is no paper column.
     """
-    profile = str(results["profile"].iloc[0])
+    ours = ours_label(str(results["profile"].iloc[0]))
 
     def ci(r: pd.Series, k: str) -> str:
         lo, hi = r.get(f"{k}_low", np.nan), r.get(f"{k}_high", np.nan)
@@ -354,8 +354,8 @@ def nr_table(results: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "dataset": r["dataset"], "paper figure": NR_FIGURES.get(r["dataset"], ("", ""))[1],
             "backbone": r["display"], "initialization": r["init_display"],
-            f"{profile} SRCC (test)": r.get("srcc", np.nan), f"{profile} SRCC 95% CI": ci(r, "srcc"),
-            f"{profile} PLCC (test)": r.get("plcc", np.nan), f"{profile} PLCC 95% CI": ci(r, "plcc"),
+            f"{ours} SRCC (test)": r.get("srcc", np.nan), f"{ours} SRCC 95% CI": ci(r, "srcc"),
+            f"{ours} PLCC (test)": r.get("plcc", np.nan), f"{ours} PLCC 95% CI": ci(r, "plcc"),
             "best val SRCC": r.get("best_val_srcc", np.nan), "best iteration": r.get("best_iteration", np.nan),
             "n test": r.get("n", np.nan), "labels": r["labels"], "backbone weights": r["weights_source"],
             "status": r["status"],
