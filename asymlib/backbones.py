@@ -37,6 +37,7 @@ __all__ = [
     "L2Pool2d",
     "stage_index",
     "create_feature_extractor",
+    "imagenet_weights_location",
     "list_backbones",
     "get_backbone_spec",
     "register_backbone",
@@ -416,6 +417,23 @@ def _find_cached_imagenet(timm_name: str) -> Path | None:
     if tv and (_torch_hub_dir() / tv).is_file():
         return _torch_hub_dir() / tv
     return None
+
+
+def imagenet_weights_location(name: str) -> tuple[Path | None, str]:
+    """``(cached file or None, where it is looked for)`` of a backbone's ImageNet weights; nothing is built
+    or downloaded."""
+    import timm
+
+    spec = get_backbone_spec(name)
+    cfg = timm.models.get_pretrained_cfg(spec.timm_name)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    places = []
+    if hub_id:
+        places.append(f"{_hf_cache_dir()}/models--{hub_id.replace('/', '--')} (Hugging Face hub {hub_id})")
+    tv = _TORCHVISION_FILES.get(spec.timm_name)
+    if tv:
+        places.append(str(_torch_hub_dir() / tv))
+    return _find_cached_imagenet(spec.timm_name), " or ".join(places) or f"timm has no weights for {spec.timm_name}"
 
 
 def _download_imagenet(timm_name: str) -> Path:

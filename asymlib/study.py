@@ -81,6 +81,8 @@ def run_study(profile: str, output: Path, figures: Path, only: list[str] | None 
     notebooks = [nb for nb in list_notebooks(notebooks_dir) if not only or any(nb.name.startswith(o) for o in only)]
     if not notebooks:
         raise NotebookFailed(f"--only {only} matches no notebook in {notebooks_dir or REPO_ROOT / 'notebooks'}")
+    if any(nb.name[:2] in ("02", "04") for nb in notebooks):
+        _require_evaluators(get_profile(profile, **overrides), "sr.evaluators" in overrides)
     summary = []
     echo = _ProgressEcho(profile, output, [nb.name[:2] for nb in notebooks], overrides)
     os.environ["ASYMLIB_PROGRESS"] = "0"  # the kernels keep one line per run, not progress bars
@@ -95,6 +97,22 @@ def run_study(profile: str, output: Path, figures: Path, only: list[str] | None 
     finally:
         os.environ.pop("ASYMLIB_PROGRESS", None)
     return summary
+
+
+def _require_evaluators(prof, named: bool) -> None:
+    """Outside smoke, Table 1 needs the profile's evaluators: refuse to start when one is missing, unless the
+    user named the evaluators to use (``--set sr.evaluators=[...]``)."""
+    if prof.is_smoke or named:
+        return
+    from .sr.evaluators import evaluator_status
+
+    missing = [st for st in map(evaluator_status, prof.sr.evaluators) if not st.available]
+    if missing:
+        lines = "\n  ".join(f"{st.display}: {st.reason}" for st in missing)
+        raise NotebookFailed(
+            f"{len(missing)} evaluator(s) of the {prof.name} profile are not on this machine:\n  {lines}\n"
+            f"Install their weights (python -m asymlib.check --profile {prof.name} lists everything missing), or "
+            f"name the evaluators to use, e.g. --set 'sr.evaluators=[piqe, psnr, ssim]' (Table 1 then reports those)")
 
 
 class _ProgressEcho:

@@ -71,3 +71,43 @@ def test_overrides_reach_every_notebook_and_only_must_match(tmp_path, capsys):
     assert main(["--profile", "smoke", "--output", str(out), "--notebooks", str(nbs),
                  "--set", "sr.stage2.iterations=abc"]) == 1
     assert "SRTrainConfig.iterations" in capsys.readouterr().err
+
+
+def test_paper_study_refuses_missing_evaluators_unless_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _write_nb(nbs / "02_sr.ipynb", ["from pathlib import Path\nPath(output_dir, 'ran.txt').write_text('x')"])
+    out = tmp_path / "out"
+    args = ["--profile", "paper", "--output", str(out), "--figures", str(out / "f"), "--notebooks", str(nbs)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "MANIQA" in err and "VQ-R1" in err and "sr.evaluators=" in err and "asymlib.check" in err
+    assert not (out / "ran.txt").exists()
+    assert main(args + ["--set", "sr.evaluators=[piqe]", "--no-train-missing"]) == 0
+    assert (out / "ran.txt").read_text() == "x"
+
+
+def test_check_names_every_missing_dataset_weight_and_evaluator(tmp_path, monkeypatch, capsys):
+    from asymlib.check import main as check
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    assert check(["--profile", "paper", "--data", str(tmp_path / "data"), "--format", "json"]) == 1
+    import json
+
+    problems = json.loads(capsys.readouterr().out)
+    names = {(p["kind"], p["name"].split(" ")[0]) for p in problems}
+    for ds in ("kadid10k", "tid2013", "liu13", "ma17", "tqd", "koniq10k"):
+        assert ("dataset", ds) in names
+    assert {("dataset", "SR")} <= names and sum(p["name"].startswith("SR HR") for p in problems) == 2
+    for bb in ("vgg16", "resnet50", "convnext_tiny", "clip_vit_b16", "swin_t", "dinov2_vitb14"):
+        assert ("weights", bb) in names
+    for ev in ("MANIQA", "LIQE", "DeQA", "VQ-R1"):
+        assert ("evaluator", ev) in names
+    assert all(p["remedy"] for p in problems)
+    assert any(str(tmp_path / "data" / "kadid10k") == p["path"] for p in problems)
+    # the smoke profile needs nothing from outside
+    assert check(["--profile", "smoke"]) == 0
