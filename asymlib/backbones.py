@@ -262,7 +262,8 @@ class FeatureExtractor(nn.Module):
         name, display, timm_name: identifiers of the backbone.
         channels: ``C_i`` of each returned map; reductions: approximate stride of each map.
         min_size: smallest accepted input side.
-        weights_source: ``"random(seed=0)"``, ``"imagenet(<file>)"`` or ``"file(<path>)"``.
+        weights_source: ``"random(seed=0)"``, ``"imagenet(<repo>@<revision>/<file>)"`` (or
+            ``imagenet(torchvision/<file>)``) or ``"file(<path>)"``.
     """
 
     def __init__(self, spec: BackboneSpec, body: nn.Module, mean: Sequence[float], std: Sequence[float],
@@ -419,6 +420,18 @@ def _find_cached_imagenet(timm_name: str) -> Path | None:
     return None
 
 
+def _weights_origin(path: Path) -> str:
+    """``<org>/<repo>@<revision>/<file>`` for a Hugging Face cache file, ``torchvision/<file>`` for a torchvision
+    hub checkpoint, else the file name: which weights, at which revision, a result was produced with."""
+    parts = path.parts
+    if len(parts) >= 4 and parts[-3] == "snapshots" and parts[-4].startswith("models--"):
+        repo = parts[-4][len("models--"):].replace("--", "/")
+        return f"{repo}@{parts[-2]}/{parts[-1]}"
+    if path.parent == _torch_hub_dir():
+        return f"torchvision/{path.name}"
+    return path.name
+
+
 def imagenet_weights_location(name: str) -> tuple[Path | None, str]:
     """``(cached file or None, where it is looked for)`` of a backbone's ImageNet weights; nothing is built
     or downloaded."""
@@ -521,7 +534,7 @@ def create_feature_extractor(
                 f"or use weights='random' / a checkpoint path."
             )
         _load_into(body, _unwrap_state_dict(load_checkpoint_state_dict(path), spec, path), name, str(path))
-        source = f"imagenet({path.name})"
+        source = f"imagenet({_weights_origin(path)})"
     else:
         path = Path(weights_str)
         if not path.exists():

@@ -86,7 +86,7 @@ def test_equals_pyiqa_dists_with_identical_weights(tmp_path, monkeypatch):
     assert (a > 1e-3).all()  # non-trivial distances, so the equality is not 0 == 0
     # A non-square size, through the ImageNet-cache path (torchvision's file in TORCH_HOME).
     ours_cached = asymlib.create_metric("dists", backbone="vgg16", weights="imagenet").eval()
-    assert "vgg16-397923af.pth" in ours_cached.backbone.weights_source
+    assert ours_cached.backbone.weights_source == "imagenet(torchvision/vgg16-397923af.pth)"
     with torch.no_grad():
         ours_cached.alpha.copy_(peer.alpha)
         ours_cached.beta.copy_(peer.beta)
@@ -174,7 +174,7 @@ def test_imagenet_from_hf_cache(tmp_path, monkeypatch):
     save_file(sd, str(snap / "model.safetensors"))
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     fx = create_feature_extractor("resnet50", weights="imagenet")
-    assert fx.weights_source == "imagenet(model.safetensors)"
+    assert fx.weights_source == "imagenet(timm/resnet50.tv_in1k@0123abcd/model.safetensors)"  # repository, revision
     assert torch.equal(fx.backbone_state_dict()["model.conv1.weight"], sd["conv1.weight"])
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
