@@ -304,3 +304,39 @@ def test_model_ema_closed_form_and_state_roundtrip():
     assert torch.equal(other.module[0].weight, ema.module[0].weight)
     with pytest.raises(ConfigError):
         ModelEMA(model, decay=1.0)
+
+
+def test_memory_mapped_hr_store_gives_identical_crops(tmp_path):
+    """A decoded store of an HR folder serves bit-identical crops, and is ignored once the folder changes."""
+    import pickle
+    import warnings
+
+    from asymlib.imageio import save_image
+    from asymlib.sr.data import PairedSRDataset
+    from asymlib.sr.store import main as store_main
+    from asymlib.sr.store import prepare_hr_store, store_dir
+
+    folder = tmp_path / "DIV2K_train_HR"
+    g = torch.Generator().manual_seed(0)
+    for i, (h, w) in enumerate([(70, 90), (96, 64), (64, 80)]):
+        save_image(torch.rand(3, h, w, generator=g), folder / f"{i:04d}.png")
+    decoded = PairedSRDataset(folder, hr_crop=32, scale=4, train=True, seed=5, repeats=4)
+    assert store_main([str(folder)]) == 0
+    store = store_dir(folder)
+    assert sorted(p.name for p in store.glob("*.npy")) == ["0000.npy", "0001.npy", "0002.npy"]
+    mapped = PairedSRDataset(folder, hr_crop=32, scale=4, train=True, seed=5, repeats=4)
+    assert "memory-mapped store" in repr(mapped) and "memory-mapped" not in repr(decoded)
+    for i in range(len(decoded)):
+        a, b = decoded[i], mapped[i]
+        assert torch.equal(a["hr"], b["hr"]) and torch.equal(a["lr"], b["lr"]) and a["name"] == b["name"]
+    clone = pickle.loads(pickle.dumps(mapped))  # what a DataLoader worker receives: paths, not the arrays
+    assert torch.equal(clone[3]["hr"], decoded[3]["hr"])
+    mtimes = {p.name: p.stat().st_mtime_ns for p in store.glob("*.npy")}
+    prepare_hr_store(folder, log=None)  # up to date: nothing rewritten
+    assert {p.name: p.stat().st_mtime_ns for p in store.glob("*.npy")} == mtimes
+    save_image(torch.rand(3, 64, 64, generator=g), folder / "0003.png")  # the folder changed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stale = PairedSRDataset(folder, hr_crop=32, scale=4)
+    assert "memory-mapped" not in repr(stale) and any("python -m asymlib.sr.store" in str(w.message) for w in caught)
+    assert len(stale.names) == 4

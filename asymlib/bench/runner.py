@@ -18,11 +18,12 @@ from .nr_train import bench_nr_train
 from .report import Row
 from .scaling import bench_scaling
 from .settings import Settings, profile_for
+from .sr_data import bench_sr_data
 from .sr_step import bench_sr
 
 __all__ = ["BENCHMARKS", "STEP_COST_BENCHMARKS", "run_benchmarks"]
 
-BENCHMARKS = ("dists", "sr", "nr", "scaling", "metric_train", "nr_train")
+BENCHMARKS = ("dists", "sr", "nr", "scaling", "metric_train", "nr_train", "sr_data")
 # --only name -> the step-cost kinds its rows measure
 STEP_COST_BENCHMARKS = {"sr": ("sr_stage1", "sr_stage2", "sr_stage2_adv"), "metric_train": ("metric_train",),
                         "nr_train": ("nr_train",)}
@@ -76,6 +77,8 @@ def run_benchmarks(only: Sequence[str], device: str, s: Settings, log: Callable[
         rows += bench_sr(primary, cuda_available, s, log)
     if "nr" in only:
         rows += bench_nr(primary, s, log)
+    if "sr_data" in only:
+        rows += bench_sr_data(s, log)
     if "scaling" in only:
         r, scaling_grid = bench_scaling(primary, s, log)
         rows += r

@@ -34,7 +34,9 @@ class PairedSRDataset(Dataset):
     Args:
         source: a folder of HR images (DIV2K layout: the image files directly inside it, read in
             sorted order; strict RGB) or a mapping ``name -> Tensor (3, H, W)`` in [0, 1] (float,
-            or uint8 in [0, 255]).
+            or uint8 in [0, 255]). A folder whose decoded store is current (``python -m asymlib.sr.store
+            FOLDER``, :mod:`asymlib.sr.store`) is read from it: crops are slices of memory-mapped arrays,
+            bit-identical to crops of the decoded files.
         hr_crop: side of the square HR crop (paper: 256); must be a multiple of ``scale``.
         scale: downscaling factor between HR and LR.
         train: random crop + random horizontal flip, vertical flip and transpose (each with
@@ -81,6 +83,8 @@ class PairedSRDataset(Dataset):
         self.epoch = 0
         self._paths: dict[str, Path] = {}
         self._tensors: dict[str, torch.Tensor] = {}
+        self._store: dict[str, Path] = {}
+        self._mmaps: dict[str, np.ndarray] = {}
         if isinstance(source, Mapping):
             self._init_from_mapping(source)
         else:
@@ -113,6 +117,14 @@ class PairedSRDataset(Dataset):
             if path.stem in self._paths:
                 raise DatasetError(f"two HR images share the name {path.stem!r} in {folder}")
             self._paths[path.stem] = path
+        from .store import open_hr_store, store_dir
+
+        self._store = open_hr_store(folder, files) or {}
+        if not self._store and store_dir(folder).is_dir():
+            import warnings
+
+            warnings.warn(f"{store_dir(folder)} does not match {folder} any more (files changed); decoding the "
+                          f"images instead. Refresh it with: python -m asymlib.sr.store {folder}", stacklevel=2)
 
     def _init_from_mapping(self, images: Mapping[str, torch.Tensor]) -> None:
         if not images:
@@ -141,6 +153,33 @@ class PairedSRDataset(Dataset):
             return self._tensors[name]
         return load_image(self._paths[name], strict_mode=True)
 
+    def _mmap(self, name: str) -> np.ndarray:
+        """The stored ``uint8 (H, W, 3)`` array of ``name``, memory-mapped once per process."""
+        if name not in self._mmaps:
+            self._mmaps[name] = np.load(self._store[name], mmap_mode="r")
+        return self._mmaps[name]
+
+    def _image(self, name: str) -> tuple[torch.Tensor | np.ndarray, int, int]:
+        """``(image, H, W)``: the memory-mapped ``uint8 (H, W, 3)`` store array, or the decoded ``(3, H, W)``."""
+        if name in self._store:
+            arr = self._mmap(name)
+            return arr, int(arr.shape[0]), int(arr.shape[1])
+        img = self._load(name)
+        return img, int(img.shape[1]), int(img.shape[2])
+
+    @staticmethod
+    def _crop(img: torch.Tensor | np.ndarray, top: int, left: int, c: int) -> torch.Tensor:
+        """``(3, c, c)`` float crop in [0, 1] (from a store array: the same values as from the decoded file)."""
+        if isinstance(img, np.ndarray):
+            arr = np.asarray(img[top : top + c, left : left + c])
+            return torch.from_numpy(arr.astype(np.float32) / 255.0).permute(2, 0, 1)
+        return img[:, top : top + c, left : left + c]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_mmaps"] = {}  # DataLoader workers map the files themselves
+        return state
+
     def _rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index]))
 
@@ -148,8 +187,7 @@ class PairedSRDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of length {len(self)}")
         name = self.names[index % len(self.names)]
-        img = self._load(name)
-        _, h, w = img.shape
+        img, h, w = self._image(name)
         self._check_size(str(self._paths.get(name, f"HR image {name!r}")), h, w)
         c = self.hr_crop
         if self.train:
@@ -160,7 +198,7 @@ class PairedSRDataset(Dataset):
         else:
             top, left = (h - c) // 2, (w - c) // 2
             hflip = vflip = transpose = False
-        hr = img[:, top : top + c, left : left + c]
+        hr = self._crop(img, top, left, c)
         if hflip:
             hr = hr.flip(-1)
         if vflip:
@@ -174,7 +212,7 @@ class PairedSRDataset(Dataset):
         return {"lr": lr, "hr": hr, "name": name}
 
     def __repr__(self) -> str:
-        src = "folder" if self._paths else "memory"
+        src = ("memory-mapped store" if self._store else "folder") if self._paths else "memory"
         return (
             f"{type(self).__name__}({len(self.names)} images from {src}, hr_crop={self.hr_crop}, "
             f"scale={self.scale}, train={self.train}, repeats={self.repeats}, seed={self.seed})"
