@@ -1,6 +1,7 @@
 """Preflight of a profile: every dataset, weight file and evaluator it needs, checked at once.
 
-    python -m asymlib.check --profile paper [--data DIR] [--set KEY=VALUE ...] [--decode] [--format table|json]
+    python -m asymlib.check --profile paper [--data DIR] [--config FILE] [--set KEY=VALUE ...] [--decode]
+                            [--format table|json]
 
 Each problem names what is missing or malformed, the path the code reads, and how to obtain it. The command
 exits 1 when anything the profile needs is missing (0 when all is there), before any training starts. Nothing
@@ -14,7 +15,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import Profile, get_profile, list_profiles, parse_overrides
+from .config import Profile, get_profile, list_profiles, load_overrides, parse_overrides
 from .errors import AsymlibError
 
 __all__ = ["Problem", "check_profile", "DATASET_SOURCES", "main"]
@@ -145,12 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m asymlib.check", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="paper", choices=list_profiles())
     ap.add_argument("--data", type=Path, default=None, help="dataset root (default: $ASYMLIB_DATA or ./data)")
+    ap.add_argument("--config", type=Path, default=None, help="YAML file of profile overrides")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted profile override")
     ap.add_argument("--decode", action="store_true", help="read every image fully (slow)")
     ap.add_argument("--format", choices=["table", "json"], default="table")
     args = ap.parse_args(argv)
     try:
-        overrides = parse_overrides(args.set)
+        overrides = {**(load_overrides(args.config) if args.config else {}), **parse_overrides(args.set)}
         if args.data is not None:
             overrides["data_root"] = str(args.data)
         profile = get_profile(args.profile, **overrides)

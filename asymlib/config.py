@@ -30,7 +30,7 @@ from .sr.config import PAPER_LAMBDAS, SRStudyConfig, SRTrainConfig
 
 __all__ = ["MetricTrainConfig", "MetricStudyConfig", "SyntheticBenchmarkConfig", "DiscriminatorStudyConfig",
            "GanSourceConfig", "GanInitConfig", "FiguresConfig", "INITIALIZATIONS", "Profile", "get_profile",
-           "list_profiles", "register_profile", "parse_overrides"]
+           "list_profiles", "register_profile", "parse_overrides", "load_overrides"]
 
 INITIALIZATIONS = ("random", "gan", "imagenet")
 
@@ -352,6 +352,35 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
             raise ConfigError(f"override {item!r}: cannot read the value: {exc}") from exc
         out[key.strip()] = _yaml_number(value)
     return out
+
+
+def load_overrides(path: str | Path) -> dict[str, Any]:
+    """Dotted overrides from a YAML file: nested mappings (``sr: {stage2: {iterations: 8}}``) or dotted keys
+    (``sr.stage2.iterations: 8``), flattened to ``{"sr.stage2.iterations": 8}``."""
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the configuration file {p}: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{p} must hold a mapping of settings, got {type(data).__name__}")
+    out: dict[str, Any] = {}
+
+    def flatten(prefix: str, node: Mapping[str, Any]) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, Mapping) and name not in _MAPPING_FIELDS:
+                flatten(f"{name}.", value)
+            else:
+                out[name] = _yaml_number(value)
+
+    flatten("", data)
+    return out
+
+
+_MAPPING_FIELDS = {"discriminators.train_overrides"}  # fields whose value is itself a mapping
 
 
 def _yaml_number(value: Any) -> Any:

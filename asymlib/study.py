@@ -1,7 +1,7 @@
 """Run the study: execute the notebooks in order with papermill.
 
     python -m asymlib.study --profile smoke [--output DIR] [--figures DIR] [--only 01,02]
-                            [--set dotted.key=value ...] [--train-missing | --no-train-missing]
+                            [--config FILE.yaml] [--set dotted.key=value ...] [--train-missing | --no-train-missing]
 
 Executed copies go to ``<output>/notebooks``, run directories to ``<output>/runs``, tables to
 ``<output>/tables`` and figures to ``--figures`` (default ``figures/<profile>``). Finished runs are reused,
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .atomic import atomic_write_json
 from .errors import AsymlibError
-from .config import get_profile, list_profiles, parse_overrides
+from .config import get_profile, list_profiles, load_overrides, parse_overrides
 
 __all__ = ["REPO_ROOT", "list_notebooks", "run_notebook", "run_study", "main", "NotebookFailed"]
 
@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--figures", type=Path, default=None, help="default: figures/<profile>")
     ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 01,02")
     ap.add_argument("--notebooks", type=Path, default=None, help="folder of NN_*.ipynb (default: notebooks/)")
+    ap.add_argument("--config", type=Path, default=None,
+                    help="YAML file of profile overrides (nested or dotted keys); --set wins over it")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="dotted profile override for every notebook, e.g. sr.stage2.iterations=8 (repeatable)")
     ap.add_argument("--train-missing", action=argparse.BooleanOptionalAction, default=None,
@@ -184,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     only = [o.strip() for o in args.only.split(",")] if args.only else None
     t0 = time.perf_counter()
     try:
-        summary = run_study(args.profile, output, figures, only, args.notebooks, parse_overrides(args.set),
-                            args.train_missing)
+        overrides = {**(load_overrides(args.config) if args.config else {}), **parse_overrides(args.set)}
+        summary = run_study(args.profile, output, figures, only, args.notebooks, overrides, args.train_missing)
     except (NotebookFailed, AsymlibError) as exc:
         print(f"[study] FAILED: {exc}", file=sys.stderr)
         return 1

@@ -145,6 +145,25 @@ def test_dotted_overrides_parse_and_validate():
         parse_overrides(["sr.stage2.iterations"])
 
 
+def test_yaml_config_file_is_the_same_override_surface(tmp_path):
+    from asymlib.config import load_overrides
+
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text("sr:\n  stage2: {iterations: 8, lr: 1e-3}\n  metrics: [vgg16, swin_t]\nseed: 2\n"
+                   "discriminators.train_overrides: {checkpoint_every: 3}\n")
+    ov = load_overrides(cfg)
+    assert ov == {"sr.stage2.iterations": 8, "sr.stage2.lr": 1e-3, "sr.metrics": ["vgg16", "swin_t"], "seed": 2,
+                  "discriminators.train_overrides": {"checkpoint_every": 3}}
+    from_file = json.loads(subprocess.run(
+        [sys.executable, "-m", "asymlib.runs", "plan", "--profile", "smoke", "--format", "json", "--config", str(cfg),
+         "--output", str(tmp_path / "o")], capture_output=True, text=True, cwd=REPO, timeout=120).stdout)
+    direct = plan("smoke", tmp_path / "o", overrides=ov)
+    assert [r["key"] for r in from_file] == list(direct["key"])
+    cfg.write_text("- not a mapping\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_overrides(cfg)
+
+
 # ----------------------------------------------------------------------------------------------
 # Training through the graph
 # ----------------------------------------------------------------------------------------------

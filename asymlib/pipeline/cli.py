@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import get_profile, list_profiles, parse_overrides
+from ..config import get_profile, list_profiles, load_overrides, parse_overrides
 from ..errors import AsymlibError
 
 __all__ = ["main"]
@@ -58,11 +58,16 @@ def _json_rows(df: pd.DataFrame) -> str:
     return json.dumps(rows, indent=2)
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    """``--config`` then ``--set`` (the latter wins)."""
+    return {**(load_overrides(args.config) if args.config else {}), **parse_overrides(args.set)}
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .status import plan
 
     output = args.output or _default_output(args.profile)
-    df = plan(args.profile, output, only=args.only, overrides=args.set)
+    df = plan(args.profile, output, only=args.only, overrides=_overrides(args))
     if args.format == "json":
         print(_json_rows(df))
         return 0
@@ -94,7 +99,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .execute import StudyContext, ensure, train_command
 
     info = init_distributed()
-    profile = get_profile(args.profile, **parse_overrides(args.set))
+    profile = get_profile(args.profile, **_overrides(args))
     output = args.output or _default_output(args.profile)
     ctx = StudyContext(profile, output, progress=info.is_main, log=print if info.is_main else None)
     specs = [ctx.graph.get(k) for k in args.runs]
@@ -127,7 +132,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     from .dispatch import ClusterOptions, launch_inline, launch_local, launch_slurm, launch_specs
     from .execute import StudyContext
 
-    overrides = parse_overrides(args.set)
+    overrides = _overrides(args)
     profile = get_profile(args.profile, **overrides)
     output = args.output or _default_output(args.profile)
     extra = parse_overrides(args.sbatch)
@@ -198,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--output", type=Path, default=None, help="study output folder (default study_output/<profile>)")
     graph = argparse.ArgumentParser(add_help=False)
     graph.add_argument("--profile", default="smoke", choices=list_profiles())
+    graph.add_argument("--config", type=Path, default=None,
+                       help="YAML file of profile overrides (nested or dotted keys); --set wins over it")
     graph.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="dotted profile override, e.g. sr.stage2.iterations=8 (repeatable)")
     p = sub.add_parser("plan", parents=[common, graph], help="every run of the graph with its status and cost")
