@@ -97,9 +97,13 @@ for _spec in (
     register_backbone(_spec)
 
 
-def list_backbones() -> list[str]:
-    """Names with a preset; any other timm model name is accepted too."""
-    return sorted(_BACKBONES)
+def list_backbones(pattern: str | None = None) -> list[str]:
+    """Names with a preset, optionally filtered by a wildcard ``pattern`` as in ``timm.list_models``
+    (``"*vit*"``, ``"dinov2_*"``; case-insensitive). Any other timm model name is accepted too."""
+    import fnmatch
+
+    names = sorted(_BACKBONES)
+    return [n for n in names if fnmatch.fnmatch(n.lower(), pattern.lower())] if pattern else names
 
 
 def _is_vit_like(timm_name: str) -> bool:

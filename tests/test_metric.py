@@ -224,3 +224,31 @@ def test_checkpoint_roundtrip_and_export_format(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(fx.state_dict().values(), fx2.state_dict().values()))
     with pytest.raises(CheckpointError, match="holds a 'vgg16' backbone"):
         create_feature_extractor("resnet50", weights=path)
+
+
+def test_metric_as_a_drop_in_loss():
+    """as_loss=True: frozen, eval mode whatever its parent's mode, scalar output; names case-insensitive."""
+    loss = asymlib.create_metric("DISTS", backbone="vgg16", weights="random", as_loss=True, device="cpu")
+    assert loss.lower_better is True and loss.score_range == (0.0, 1.0)
+    assert not any(p.requires_grad for p in loss.parameters())
+    gen = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8),
+                              torch.nn.Conv2d(8, 3, 3, padding=1), torch.nn.Sigmoid())
+    model = torch.nn.ModuleDict({"gen": gen, "loss": loss}).train()
+    assert gen.training and not loss.training and not loss.metric.training
+    before = {k: v.clone() for k, v in loss.state_dict().items()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)  # a careless optimizer over everything
+    x, y = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    w0 = gen[0].weight.detach().clone()
+    value = loss(gen(x), y)
+    assert value.dim() == 0
+    value.backward()
+    opt.step()
+    assert not torch.equal(gen[0].weight, w0)  # the generator learns
+    assert all(torch.equal(v, loss.state_dict()[k]) for k, v in before.items())  # the metric does not
+    per_image = asymlib.create_metric("dists", backbone="vgg16", weights="random", as_loss=True, reduction="none")
+    assert per_image(x, y).shape == (2,)
+    assert asymlib.create_metric("dists", backbone="vgg16", weights="random").lower_better is True
+    with pytest.raises(UnknownNameError):
+        asymlib.create_metric("lpips")
+    assert asymlib.list_backbones("*vit*") == ["clip_vit_b16", "dinov2_vitb14", "dinov2_vits14"]
+    assert asymlib.list_backbones() == sorted(asymlib.list_backbones())

@@ -1,7 +1,7 @@
 """DISTS-style perceptual metrics over any backbone."""
 from .dists import DISTSMetric
-from .registry import (PAPER_METRICS, MetricPreset, create_metric, get_metric_preset, list_metrics,
+from .registry import (PAPER_METRICS, MetricLoss, MetricPreset, create_metric, get_metric_preset, list_metrics,
                        metric_from_preset, register_metric)
 
-__all__ = ["DISTSMetric", "PAPER_METRICS", "MetricPreset", "create_metric", "get_metric_preset", "list_metrics",
+__all__ = ["DISTSMetric", "PAPER_METRICS", "MetricLoss", "MetricPreset", "create_metric", "get_metric_preset", "list_metrics",
            "metric_from_preset", "register_metric"]

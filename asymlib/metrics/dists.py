@@ -170,6 +170,9 @@ class DISTSMetric(nn.Module):
     distances in about ``[0, 1]``.
     """
 
+    lower_better = True  # a distance: 0 for identical images
+    score_range = (0.0, 1.0)
+
     def __init__(self, backbone: FeatureExtractor, seed: int = 0, trainable_weights: bool = True,
                  c1: float = 1e-6, c2: float = 1e-6):
         super().__init__()

@@ -5,13 +5,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
 import torch.nn as nn
 
 from ..backbones import create_feature_extractor, get_backbone_spec
 from ..errors import UnknownNameError
 from .dists import DISTSMetric
 
-__all__ = ["create_metric", "list_metrics", "register_metric", "MetricPreset", "PAPER_METRICS",
+__all__ = ["create_metric", "list_metrics", "register_metric", "MetricLoss", "MetricPreset", "PAPER_METRICS",
            "get_metric_preset", "metric_from_preset"]
 
 _METRICS: dict[str, Callable[..., nn.Module]] = {}
@@ -19,7 +20,7 @@ _METRICS: dict[str, Callable[..., nn.Module]] = {}
 
 def register_metric(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _METRICS[name] = fn
+        _METRICS[name.lower()] = fn
         return fn
 
     return deco
@@ -41,14 +42,52 @@ def _build_dists(backbone: str = "vgg16", weights: str | Path = "imagenet", seed
     return metric
 
 
-def create_metric(name: str = "dists", **kwargs) -> nn.Module:
-    """Build a metric by name (``list_metrics()``); returns a module called as ``metric(distorted, reference)``.
+class MetricLoss(nn.Module):
+    """A metric used as a loss: frozen (no parameter requires grad), always in eval mode (BatchNorm and dropout
+    fixed even when a parent module is put in train mode), output reduced over the batch.
 
-    Example: ``create_metric("dists", backbone="resnet50", weights="imagenet")``.
+    ``loss(distorted, reference)`` with ``(B, 3, H, W)`` inputs in [0, 1] returns a scalar (``reduction="mean"``
+    or ``"sum"``) or the ``(B,)`` values (``"none"``); gradients flow to ``distorted`` only.
     """
-    if name not in _METRICS:
+
+    def __init__(self, metric: nn.Module, reduction: str = "mean"):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.metric = metric.requires_grad_(False).eval()
+        self.reduction = reduction
+        self.lower_better = getattr(metric, "lower_better", True)
+        self.score_range = getattr(metric, "score_range", None)
+
+    def train(self, mode: bool = True) -> "MetricLoss":
+        super().train(False)  # the metric's statistics never change with its user's mode
+        return self
+
+    def forward(self, distorted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        d = self.metric(distorted, reference)
+        return d if self.reduction == "none" else (d.mean() if self.reduction == "mean" else d.sum())
+
+
+def create_metric(name: str = "dists", *, as_loss: bool = False, device: str | torch.device | None = None,
+                  reduction: str = "mean", **kwargs) -> nn.Module:
+    """Build a metric by name (``list_metrics()``, case-insensitive); called as ``metric(distorted, reference)``.
+
+    Args:
+        name: ``"dists"`` (also ``"DISTS"``).
+        as_loss: return a :class:`MetricLoss`: frozen, in eval mode, reduced to a scalar (``reduction``).
+        device: where to put the metric (default: CPU).
+        kwargs: the metric's arguments, e.g. ``backbone="resnet50", weights="imagenet"``.
+
+    The module has ``lower_better`` (True for distances) and ``score_range``.
+    Example: ``create_metric("DISTS", backbone="vgg16", weights="imagenet", as_loss=True, device="cuda")``.
+    """
+    key = str(name).lower()
+    if key not in _METRICS:
         raise UnknownNameError(f"unknown metric {name!r}; available: {list_metrics()}")
-    return _METRICS[name](**kwargs)
+    metric = _METRICS[key](**kwargs)
+    if device is not None:
+        metric = metric.to(device)
+    return MetricLoss(metric, reduction) if as_loss else metric
 
 
 @dataclass(frozen=True)
