@@ -90,10 +90,19 @@ def run_study(profile: str, output: Path, figures: Path, only: list[str] | None 
         with echo:
             for nb in notebooks:
                 print(f"[study] {nb.name} ({profile}) ...", flush=True)
-                seconds = run_notebook(nb, output / "notebooks", params)
+                t0 = time.perf_counter()
+                try:
+                    seconds = run_notebook(nb, output / "notebooks", params)
+                except NotebookFailed as exc:
+                    summary.append({"notebook": nb.name, "seconds": round(time.perf_counter() - t0, 1),
+                                    "status": "failed", "error": str(exc).split("\n--- cell source ---")[0]})
+                    atomic_write_json(output / "study_summary.json",
+                                      {"profile": profile, "overrides": overrides, "notebooks": summary})
+                    raise
                 print(f"[study] {nb.name} done in {seconds:.1f} s", flush=True)
                 summary.append({"notebook": nb.name, "seconds": round(seconds, 1), "status": "ok"})
-                atomic_write_json(output / "study_summary.json", {"profile": profile, "notebooks": summary})
+                atomic_write_json(output / "study_summary.json",
+                                  {"profile": profile, "overrides": overrides, "notebooks": summary})
     finally:
         os.environ.pop("ASYMLIB_PROGRESS", None)
     return summary

@@ -30,6 +30,12 @@ def test_runner_executes_in_order_and_reports_failing_cell(tmp_path, capsys):
     assert (out / "ok.txt").read_text() == "smoke"
     assert (out / "notebooks" / "01_ok.ipynb").is_file()
     assert not (out / "never.txt").exists()
+    import json
+
+    summary = json.loads((out / "study_summary.json").read_text())
+    assert [(n["notebook"], n["status"]) for n in summary["notebooks"]] == [("01_ok.ipynb", "ok"),
+                                                                           ("02_bad.ipynb", "failed")]
+    assert "broken on purpose" in summary["notebooks"][1]["error"]
 
 
 def test_runner_requires_parameters_cell(tmp_path, capsys):
