@@ -337,3 +337,29 @@ def test_center_crop_and_resize():
     pipe = PairedCompose([PairedResize(12), PairedRandomCrop(6, seed=0)])
     d, r = pipe(torch.rand(3, 24, 30), torch.rand(3, 24, 30))
     assert d.shape == r.shape == (3, 6, 6)
+
+
+def test_duplicate_rows_are_rejected_naming_both_lines(tmp_path):
+    root = _make_kadid(tmp_path / "kadid")
+    with open(root / "dmos.csv", "a") as fh:
+        fh.write("I01_01_02.png,I01.png,4.10,0.700\n")  # line 5 repeats line 3 with another score
+    with pytest.raises(DatasetError, match=r"dmos\.csv lines 3 and 5: 'I01_01_02\.png' is listed twice, with "
+                                           r"conflicting scores 3\.0 and 4\.1"):
+        create_fr_dataset("kadid10k", root)
+    tid = _make_tid(tmp_path / "tid")
+    (tid / "mos_with_names.txt").write_text("5.5 i01_01_1.bmp\n4.0 i25_02_1.bmp\n5.5 I01_01_1.BMP\n")
+    with pytest.raises(DatasetError, match=r"lines 1 and 3: 'i01_01_1\.bmp' is listed twice, with the same score"):
+        create_fr_dataset("tid2013", tid)
+    pairs = _make_pair_table(tmp_path / "liu", "liu13.csv")
+    with open(pairs / "liu13.csv", "a") as fh:
+        fh.write("dist/a_1.png,reference/a.png,1.0\n")
+    with pytest.raises(DatasetError, match="lines 2 and 4"):
+        create_fr_dataset("liu13", pairs)
+
+
+def test_tid2013_annotation_with_a_bom_reads_like_the_csv_readers(tmp_path):
+    root = _make_tid(tmp_path / "tid")
+    text = (root / "mos_with_names.txt").read_text()
+    (root / "mos_with_names.txt").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    ds = create_fr_dataset("tid2013", root)
+    assert list(ds.records["score"]) == [5.51429, 4.0]

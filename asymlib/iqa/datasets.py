@@ -144,6 +144,18 @@ def _check_numeric(df: pd.DataFrame, column: str, source: Path, line_offset: int
     return values.astype(np.float64)
 
 
+def _reject_duplicates(items: Sequence[str], scores: Sequence[float], source: Path,
+                       lines: Sequence[int]) -> None:
+    """Each image may be rated once: a repeated one (same file name) raises, naming both lines and saying
+    whether the two scores conflict (``lines[i]`` is item ``i``'s line number in ``source``)."""
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        j = first.setdefault(item, i)
+        if j != i:
+            same = "the same score" if scores[i] == scores[j] else f"conflicting scores {scores[j]!r} and {scores[i]!r}"
+            raise DatasetError(f"{source} lines {lines[j]} and {lines[i]}: {item!r} is listed twice, with {same}")
+
+
 def _read_csv(path: Path, required: Sequence[str], numeric: Sequence[str] = ()) -> pd.DataFrame:
     """Read an annotation CSV as strings, check ``required`` columns and convert ``numeric`` ones."""
     _require_file(path, "annotation file")
@@ -466,6 +478,7 @@ def _read_kadid(root: Path, annotation: str) -> tuple[pd.DataFrame, Path]:
     _require_dir(root, "dataset root")
     ann = root / annotation
     df = _read_csv(ann, required=("dist_img", "ref_img", "dmos"), numeric=("dmos",))
+    _reject_duplicates([n.strip() for n in df["dist_img"]], df["dmos"].tolist(), ann, range(2, len(df) + 2))
     images = _require_dir(root / "images", "image")
     records = pd.DataFrame({
         "dist": [str(images / n.strip()) for n in df["dist_img"]],
@@ -514,9 +527,9 @@ class KADID10kNR(NRDataset):
 
 def _parse_tid_lines(path: Path) -> tuple[list[float], list[str]]:
     _require_file(path, "annotation file")
-    scores, names = [], []
+    scores, names, lines = [], [], []
     try:
-        text = path.read_text(encoding="utf-8", errors="strict")
+        text = path.read_text(encoding="utf-8-sig", errors="strict")  # a BOM is read as in the CSV readers
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read as text: {exc}") from exc
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -533,8 +546,10 @@ def _parse_tid_lines(path: Path) -> tuple[list[float], list[str]]:
             raise DatasetError(f"{path} line {lineno}: MOS {parts[0]!r} is not a finite number")
         scores.append(score)
         names.append(parts[1])
+        lines.append(lineno)
     if not names:
         raise DatasetError(f"{path}: no data lines")
+    _reject_duplicates([n.lower() for n in names], scores, path, lines)  # names are case-insensitive here
     return scores, names
 
 
@@ -593,8 +608,11 @@ class _PairTableFR(FRDataset):
         keys = ("dist_img", "ref_img", "score")
         if ann.suffix.lower() == ".mat":
             df = _read_mat_table(ann, keys, numeric=("score",))
+            lines = range(1, len(df) + 1)  # entry numbers
         else:
             df = _read_csv(ann, keys, numeric=("score",))
+            lines = range(2, len(df) + 2)
+        _reject_duplicates([d.strip() for d in df["dist_img"]], df["score"].tolist(), ann, lines)
         refs = [r.strip() for r in df["ref_img"]]
         records = pd.DataFrame({
             "dist": [str(root / d.strip()) for d in df["dist_img"]],
@@ -704,6 +722,7 @@ class KonIQ10kNR(NRDataset):
         df = _read_csv(ann, required=("image_name", score_column), numeric=(score_column,))
         images = _require_dir(root / image_dir, "image")
         names = [n.strip() for n in df["image_name"]]
+        _reject_duplicates(names, df[score_column].tolist(), ann, range(2, len(df) + 2))
         records = pd.DataFrame({
             "image": [str(images / n) for n in names],
             "score": df[score_column].to_numpy(dtype=np.float64),
