@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UnknownNameError
+from .typecheck import check_fields
 from .iqa.nr import NR_TRAIN_PRESETS, NRTrainConfig
 from .iqa.train import MetricTrainConfig
 from .sr.config import PAPER_LAMBDAS, SRStudyConfig, SRTrainConfig
@@ -48,6 +49,9 @@ class SyntheticBenchmarkConfig:
     crop: int = 64
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 @dataclass(frozen=True)
 class MetricStudyConfig:
@@ -60,6 +64,9 @@ class MetricStudyConfig:
     synthetic: SyntheticBenchmarkConfig = SyntheticBenchmarkConfig()
     eval_batch_size: int = 1
     n_bootstrap: int = 1000
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 
@@ -98,6 +105,7 @@ class DiscriminatorStudyConfig:
     export_backbones: bool = True
 
     def __post_init__(self) -> None:
+        check_fields(self)
         from .backbones import get_backbone_spec
         from .discriminators import list_heads
 
@@ -174,6 +182,7 @@ class GanInitConfig:
         return _replace_nested(self, changes)
 
     def __post_init__(self) -> None:
+        check_fields(self)
         bad = [i for i in self.initializations if i not in INITIALIZATIONS]
         if bad:
             raise ConfigError(f"unknown initialization(s) {bad}; available: {list(INITIALIZATIONS)}")
@@ -231,6 +240,9 @@ class FiguresConfig:
     ae_crop: int = 128
     ae_images: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")
     widget_images: int = 8
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def replace(self, **changes: Any) -> "FiguresConfig":
         return _replace_nested(self, changes)

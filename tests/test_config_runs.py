@@ -97,3 +97,23 @@ def test_our_columns_never_take_the_papers_name():
     pub3 = paper3[(paper3["head"] == "vanilla") & (paper3.backbone == "VGG-16") & (paper3.nr_iqa == "Average")]
     assert wide.loc[("Vanilla", "VGG-16"), "paper Average"] == pytest.approx(pub3["score"].item())
     assert wide.loc[("Vanilla", "VGG-16"), "ours (paper) Average"] == pytest.approx(12.5)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("iterations", "3", "must be of type int, got '3'"),
+    ("iterations", 3.5, "must be of type int, got 3.5"),
+    ("batch_size", True, "must be of type int, got True"),
+    ("lr", float("nan"), "must be a finite number"),
+    ("lambda_adv", float("inf"), "must be a finite number"),
+    ("milestones", [10, 20], "milestones must be of type"),
+])
+def test_configs_refuse_coercion_and_non_finite_numbers(field, value, message):
+    from asymlib.sr.config import SRTrainConfig
+
+    with pytest.raises(ConfigError, match=f"SRTrainConfig.{field}" if field != "milestones" else "milestones"):
+        SRTrainConfig(**{field: value})
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        SRTrainConfig(**{field: value})
+    # the same through the profile's dotted overrides, before anything runs
+    with pytest.raises(ConfigError, match=field):
+        get_profile("smoke", **{f"sr.stage2.{field}": value if field != "milestones" else "10,20"})

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_torch_save
 from ..backbones import FeatureExtractor, create_feature_extractor, stage_index
 from ..errors import CheckpointError, ConfigError, UnknownNameError
+from ..typecheck import check_fields
 from ..runs import run_of
 from .stats import evaluate_iqa
 from .train import resolve_device
@@ -113,6 +114,7 @@ class NRTrainConfig:
     log_every: int = 50
 
     def __post_init__(self) -> None:
+        check_fields(self)
         for name in ("iterations", "batch_size", "lr_halve_every", "crop", "eval_every", "eval_batch_size",
                      "hidden", "log_every"):
             if getattr(self, name) < 1:

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..typecheck import check_fields
 from ..metrics.dists import DISTSMetric
 from ..runs import run_of
 
@@ -48,6 +49,7 @@ class MetricTrainConfig:
     log_every: int = 50
 
     def __post_init__(self) -> None:
+        check_fields(self)
         for name in ("iterations", "batch_size", "lr_halve_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"MetricTrainConfig.{name} must be >= 1, got {getattr(self, name)}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, UnknownNameError
+from ..typecheck import check_fields
 
 __all__ = [
     "CalibrationConfig",
@@ -47,6 +48,9 @@ class DiscriminatorConfig:
     head: str = "vanilla"
     spectral_norm: bool = False
     lr: float | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class SRTrainConfig:
     collapse_patience: int = 20
 
     def __post_init__(self) -> None:
+        check_fields(self)
         for name in ("iterations", "batch_size", "hr_crop", "scale", "checkpoint_every", "log_every",
                      "sample_every", "collapse_patience"):
             if int(getattr(self, name)) < 1:
@@ -197,6 +202,7 @@ class SRDataConfig:
     sample_images: int = 2
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.source not in ("folder", "embedded"):
             raise ConfigError(f"SRDataConfig.source must be 'folder' or 'embedded', got {self.source!r}")
 
@@ -218,6 +224,7 @@ class CalibrationConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.dataset not in ("koniq10k", "synthetic"):
             raise ConfigError(f"CalibrationConfig.dataset must be 'koniq10k' or 'synthetic', got {self.dataset!r}")
 
@@ -258,6 +265,7 @@ class SRStudyConfig:
     eval_batch_size: int = 1
 
     def __post_init__(self) -> None:
+        check_fields(self)
         for key in self.settings:
             get_setting(key)
         if self.alpha_beta not in ("trained", "init"):
