@@ -301,3 +301,14 @@ def test_without_training_notebooks_list_pending_runs_and_create_nothing(tmp_pat
     pending = ctx.pending("02")
     assert len(pending) > 24 and set(pending["status"]) == {"missing"}
     assert setup_notebook("smoke", str(tmp_path / "s"), str(tmp_path / "f")).train_missing is True
+
+
+def test_rendering_pending_sr_runs_creates_no_run_folder(tmp_path):
+    from asymlib.experiments.sr_optimization import run_training
+
+    ctx = StudyContext(get_profile("smoke", **{"sr.metrics": ["vgg16"], "sr.settings": ["perceptual"]}), tmp_path,
+                       log=None)
+    runs = run_training(ctx, train_missing=False)
+    assert list(runs["status"]) == ["missing", "missing"] and list(runs["stage"]) == ["stage1", "stage2"]
+    assert runs["run_dir"].str.startswith("runs/sr/").all()
+    assert not (tmp_path / "runs").exists()

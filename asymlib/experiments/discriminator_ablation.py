@@ -273,7 +273,7 @@ def run_discriminator_study(profile: Profile, output_dir: str | Path, progress: 
         spec = ctx.graph[key]
         if train_missing:
             ensure(ctx, key)
-        st = ctx.run(spec).status or {}
+        st = ctx.status(spec)
         export = ""
         if head != "none" and dcfg.export_backbones and st.get("status") in ("finished", "collapsed"):
             path = export_discriminator_backbone(spec.path(ctx.output_dir), {"roles": list(spec.roles)})

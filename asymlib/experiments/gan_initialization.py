@@ -158,7 +158,7 @@ def _gan_source(ctx: StudyContext, backbone: str, train_missing: bool) -> InitSo
             return InitSource(backbone, "gan", None, "gan (discriminator run not trained)",
                               detail=f"SR run {spec.key} is {ctx.state(spec)}")
         ensure(ctx, spec)
-    st = ctx.run(spec).status or {}
+    st = ctx.status(spec)
     if st.get("status") != "finished":
         return InitSource(backbone, "gan", None, "gan (discriminator run collapsed)",
                           detail=f"SR run {spec.key}: {st.get('status')} at step {st.get('step')}: {st.get('reason', '')}")

@@ -48,7 +48,7 @@ L1_COLUMN, REF_COLUMN, STD_COLUMN, AVERAGE_ROW = "L1", "Ref.", "Std.", "Average"
 
 def _run_row(ctx: StudyContext, key: str, **extra: Any) -> dict[str, Any]:
     spec = ctx.graph[key]
-    st = ctx.run(spec).status or {}
+    st = ctx.status(spec)
     return {**extra, "status": st.get("status", ctx.state(spec)), "step": st.get("step"),
             "reason": st.get("reason", ""), "run_id": spec.key, "run_dir": spec.relpath()}
 

@@ -8,6 +8,7 @@ first and then finds it finished, so no run is ever trained twice. Executors reg
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
@@ -86,6 +87,16 @@ class StudyContext:
         path.mkdir(parents=True, exist_ok=True)
         return Run(path, spec.record(), tensorboard=tensorboard)
 
+    def status(self, key_or_name: str | RunSpec) -> dict[str, Any]:
+        """The run's ``status.json`` (empty when it has none); creates nothing."""
+        import json
+
+        path = self.spec(key_or_name).path(self.output_dir) / "status.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
     def state(self, key_or_name: str | RunSpec) -> str:
         return run_state(self.spec(key_or_name).path(self.output_dir))[0]
 
@@ -109,7 +120,6 @@ def train_command(ctx: StudyContext, keys: Iterable[str]) -> str:
 def _lock(run: Run) -> Any:
     """The run's lock; under DDP only rank 0 takes it (the other ranks follow rank 0 through the collectives)."""
     import contextlib
-    import os
 
     return run.lock() if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext()
 
@@ -146,7 +156,8 @@ def ensure(ctx: StudyContext, key_or_name: str | RunSpec, train_missing: bool = 
         st = run.status or {}
         line = (f"{spec.kind}/{spec.key}: {st.get('status', 'not finished')}"
                 f"{' at step ' + str(st['step']) if 'step' in st else ''} in {time.perf_counter() - t0:.1f} s")
-        _append_progress(ctx.output_dir, line)
+        if int(os.environ.get("RANK", "0")) == 0:
+            _append_progress(ctx.output_dir, line)
         if ctx.log is not None:
             ctx.log(f"[runs] {line}")
     return run
