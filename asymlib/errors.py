@@ -35,3 +35,7 @@ class InputSizeError(AsymlibError, ValueError):
 
 class ConfigError(AsymlibError, ValueError):
     """A configuration value is invalid."""
+
+
+class RunFileError(AsymlibError):
+    """A file of a run folder (``status.json``, ``config.json``, ``results.csv``...) is unreadable or malformed."""

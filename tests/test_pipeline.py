@@ -312,3 +312,27 @@ def test_rendering_pending_sr_runs_creates_no_run_folder(tmp_path):
     assert list(runs["status"]) == ["missing", "missing"] and list(runs["stage"]) == ["stage1", "stage2"]
     assert runs["run_dir"].str.startswith("runs/sr/").all()
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_damaged_status_file_is_named_not_a_bare_json_error(tmp_path):
+    from asymlib.errors import RunFileError
+    from asymlib.runs import Run
+
+    prof = get_profile("smoke", **TINY)
+    ctx = StudyContext(prof, tmp_path, log=None, progress=False)
+    key = ctx.graph.add(metric_train_spec(prof, "vgg16_r"))
+    run_dir = ctx.graph[key].path(tmp_path)
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.json").write_text('{"status": "fini')  # truncated from outside
+    state, _, reason = run_state(run_dir)
+    assert state == "corrupt" and str(run_dir / "status.json") in reason and "delete it" in reason
+    assert plan(prof, tmp_path, only=["01"]).set_index("key").loc[key, "status"] == "corrupt"
+    with pytest.raises(RunFileError, match="status.json"):
+        Run(run_dir, {}).finished
+    with pytest.raises(RunFileError, match="status.json"):
+        ensure(ctx, key)
+    (run_dir / "status.json").unlink()  # the remedy the message gives
+    assert ensure(ctx, key).finished
+    (run_dir / "results.csv").write_bytes(b"\x00\xff")
+    with pytest.raises(RunFileError, match="results.csv"):
+        Run(run_dir, {}).read_results()

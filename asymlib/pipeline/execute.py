@@ -18,7 +18,7 @@ import torch
 
 from ..config import Profile
 from ..errors import AsymlibError, UnknownNameError
-from ..runs import DONE_STATUSES, Run
+from ..runs import DONE_STATUSES, Run, read_json_file
 from .graph import RunGraph, RunSpec, build_graph
 from .status import run_state
 
@@ -88,14 +88,10 @@ class StudyContext:
         return Run(path, spec.record(), tensorboard=tensorboard)
 
     def status(self, key_or_name: str | RunSpec) -> dict[str, Any]:
-        """The run's ``status.json`` (empty when it has none); creates nothing."""
-        import json
-
+        """The run's ``status.json`` (empty when it has none; :class:`~asymlib.errors.RunFileError` naming it
+        when it is unreadable); creates nothing."""
         path = self.spec(key_or_name).path(self.output_dir) / "status.json"
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_json_file(path) if path.is_file() else {}
 
     def state(self, key_or_name: str | RunSpec) -> str:
         return run_state(self.spec(key_or_name).path(self.output_dir))[0]

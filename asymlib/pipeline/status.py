@@ -9,6 +9,8 @@ from typing import Any
 import pandas as pd
 
 from ..config import Profile, get_profile, parse_overrides
+from ..errors import RunFileError
+from ..runs import read_json_file
 from .costs import load_step_costs
 from .graph import RunGraph, build_graph
 
@@ -42,12 +44,16 @@ def _last_logged_step(log: Path) -> int | None:
 def run_state(path: Path) -> tuple[str, int | None, str]:
     """``(status, step, reason)`` of a run folder.
 
-    ``status``: ``finished`` / ``collapsed`` / ``failed`` (from ``status.json``), ``partial`` (started, not done;
-    ``step`` is the last logged step), or ``missing``. (:func:`plan` adds ``unavailable`` for the calibration of
+    ``status``: ``finished`` / ``collapsed`` / ``failed`` (from ``status.json``), ``corrupt`` (an unreadable
+    ``status.json``; ``reason`` names it), ``partial`` (started, not done; ``step`` is the last logged step), or
+    ``missing``. (:func:`plan` adds ``unavailable`` for the calibration of
     an evaluator whose weights are not on this machine.)
     """
-    st = _read_json(path / "status.json")
-    if st is not None:
+    if (path / "status.json").is_file():
+        try:
+            st = read_json_file(path / "status.json")
+        except RunFileError as exc:
+            return "corrupt", None, str(exc)
         return str(st.get("status", "failed")), st.get("step"), str(st.get("reason", ""))
     if not path.is_dir() or not any(path.iterdir()):
         return "missing", None, ""

@@ -53,9 +53,10 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from ..atomic import atomic_torch_save, atomic_write_csv, atomic_write_json, atomic_write_text, remove_orphan_temps
-from ..errors import CheckpointError
+from ..errors import CheckpointError, RunFileError
 
-__all__ = ["config_hash", "to_jsonable", "Run", "RunLock", "LockTimeout", "open_run", "try_lock_run", "run_of"]
+__all__ = ["config_hash", "to_jsonable", "Run", "RunLock", "LockTimeout", "open_run", "try_lock_run", "run_of",
+           "read_json_file"]
 
 DONE_STATUSES = ("finished", "collapsed")
 LOCK_NAME = ".lock"
@@ -81,6 +82,20 @@ def config_hash(config: Any, length: int = 12) -> str:
     """Stable hash of a (dataclass or dict) configuration."""
     text = json.dumps(to_jsonable(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def read_json_file(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``; an empty, truncated or malformed file raises :class:`RunFileError` naming
+    it (and how to recover)."""
+    p = Path(path)
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunFileError(f"{p}: cannot read as JSON ({type(exc).__name__}: {exc}); a run file is written "
+                           f"atomically, so it was changed from outside: delete it to recompute that run") from exc
+    if not isinstance(obj, dict):
+        raise RunFileError(f"{p}: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 class RunLock:
@@ -171,7 +186,7 @@ class Run:
     @property
     def status(self) -> dict[str, Any] | None:
         p = self.path / "status.json"
-        return json.loads(p.read_text()) if p.is_file() else None
+        return read_json_file(p) if p.is_file() else None
 
     @property
     def finished(self) -> bool:
@@ -282,7 +297,12 @@ class Run:
         return atomic_write_csv(df, self.path / "results.csv")
 
     def read_results(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "results.csv")
+        p = self.path / "results.csv"
+        try:
+            return pd.read_csv(p)
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise RunFileError(f"{p}: cannot read the run's results ({type(exc).__name__}: {exc}); delete "
+                               f"{self.path / 'status.json'} to recompute the run") from exc
 
     def finish(self, status: str = "finished", **info: Any) -> None:
         """Mark the run done (``finished``/``collapsed``) or ``failed``; written last, atomically."""
@@ -295,7 +315,7 @@ class Run:
             self._tb = None
 
     def provenance(self) -> dict[str, Any]:
-        return json.loads((self.path / "provenance.json").read_text())
+        return read_json_file(self.path / "provenance.json")
 
     def __repr__(self) -> str:
         return f"Run({self.path}, status={(self.status or {}).get('status', 'open')})"
