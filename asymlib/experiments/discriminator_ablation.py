@@ -40,7 +40,8 @@ from ..backbones import get_backbone_spec
 from ..config import DiscriminatorStudyConfig, Profile
 from ..pipeline import StudyContext, ensure
 from ..pipeline.declare import discriminator_spec
-from ..pipeline.sr_runs import (BACKBONE_EXPORT_NAME, GRAD_NORMS_NAME, EvaluatorPool, alpha_beta_source, score_runs,
+from ..pipeline.metric_runs import metric_source
+from ..pipeline.sr_runs import (BACKBONE_EXPORT_NAME, GRAD_NORMS_NAME, EvaluatorPool, score_runs,
                                 export_discriminator_backbone, list_gan_backbones)
 from ..reporting import load_paper_table, ours_label, profile_banner
 from ..sr.config import SRStudyConfig
@@ -298,7 +299,7 @@ def run_discriminator_study(profile: Profile, output_dir: str | Path, progress: 
     curves = training_curves(runs, ctx.output_dir)
     base_key = rows[0][0]
     return DiscriminatorStudyResult(profile.name, profile.weights, dcfg, profile.sr, runs, scores, summary, table,
-                                    curves, availability, rescalings, alpha_beta_source(ctx, ctx.graph[base_key]),
+                                    curves, availability, rescalings, metric_source(ctx, ctx.graph[base_key]),
                                     round(time.perf_counter() - t0, 1))
 
 

@@ -35,7 +35,8 @@ from ..config import Profile
 from ..metrics.registry import get_metric_preset
 from ..pipeline import StudyContext, ensure
 from ..pipeline.declare import stage1_spec, stage2_spec
-from ..pipeline.sr_runs import EvaluatorPool, alpha_beta_source, score_runs, sr_data
+from ..pipeline.metric_runs import metric_source
+from ..pipeline.sr_runs import EvaluatorPool, score_runs, sr_data
 from ..reporting import load_paper_table, profile_banner
 from ..sr.config import SR_SETTINGS, SRStudyConfig
 from ..sr.evaluators import Rescaling, get_evaluator_spec
@@ -220,7 +221,7 @@ def run_sr_study(profile: Profile, output_dir: str | Path, progress: bool = True
     atomic_write_csv(scores, Path(output_dir) / "tables" / "sr_nriqa_scores.csv")
     table = table1(scores, cfg.settings, cfg.metrics, pool.scorable(rescalings))
     s2 = {r.metric: r.run_id for r in runs.iloc[1:].itertuples()}
-    alpha_beta = {m: alpha_beta_source(ctx, ctx.graph[s2[m]]) for m in cfg.metrics if m in s2}
+    alpha_beta = {m: metric_source(ctx, ctx.graph[s2[m]]) for m in cfg.metrics if m in s2}
     return SRStudyResult(profile.name, profile.weights, cfg, runs, scores, table, pool.availability(), rescalings,
                          alpha_beta, sr_data(ctx).description, round(time.perf_counter() - t0, 1),
                          extra={"output_dir": str(Path(output_dir))})

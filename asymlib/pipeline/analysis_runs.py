@@ -11,12 +11,11 @@ from typing import Any
 import torch
 
 from ..atomic import atomic_torch_save
-from ..metrics.registry import metric_from_preset
 from ..provenance import provenance
 from ..runs import Run
 from .execute import StudyContext, register_executor
 from .graph import RunSpec
-from .metric_runs import trained_metric
+from .metric_runs import metric_source, run_metric
 
 __all__ = ["RESULT_FILE", "analysis_metric", "reference_image", "load_result", "ae_train_config"]
 
@@ -32,14 +31,8 @@ def reference_image(name: str, size: int) -> torch.Tensor:
 
 
 def analysis_metric(ctx: StudyContext, spec: RunSpec) -> tuple[torch.nn.Module, str]:
-    """``(metric, alpha/beta source)`` of an analysis run: frozen, eval mode."""
-    dep = next((d for d in spec.deps if ctx.graph[d].task == "metric_train"), None)
-    if dep is not None:
-        return trained_metric(ctx, dep), f"metric run {dep}"
-    key = spec.identity["metric"]
-    metric = ctx.cached(("metric-init", key), lambda: metric_from_preset(
-        key, weights=ctx.profile.weights, seed=ctx.profile.seed).requires_grad_(False).eval())
-    return metric, f"initial (seed={ctx.profile.seed})"
+    """``(metric, alpha/beta source)`` of an analysis run (:func:`~asymlib.pipeline.metric_runs.run_metric`)."""
+    return run_metric(ctx, spec), metric_source(ctx, spec)
 
 
 def load_result(ctx: StudyContext, key: str) -> dict[str, Any]:
@@ -55,7 +48,7 @@ def ae_train_config(ctx: StudyContext) -> Any:
                          seed=ctx.profile.seed, log_every=max(1, cfg.ae_steps // 10))
 
 
-def _save(run: Run, spec: RunSpec, ctx: StudyContext, result: dict[str, Any]) -> None:
+def _save(run: Run, result: dict[str, Any]) -> None:
     atomic_torch_save(result, run.path / RESULT_FILE)
     run.finish("finished")
 
@@ -70,7 +63,7 @@ def _recover(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
     ref = reference_image(idt["image"], idt["size"])
     res = recover_image(metric, ref, init=idt["init"], steps=idt["steps"], seed=ctx.profile.seed,
                         progress=ctx.progress, label=spec.params.get("label", spec.name))
-    _save(run, spec, ctx, {"image": res.image, "initial": res.initial, "losses": list(map(float, res.losses)),
+    _save(run, {"image": res.image, "initial": res.initial, "losses": list(map(float, res.losses)),
                            "gradient": res.gradient, "seconds": float(res.seconds), "source": source})
 
 
@@ -85,7 +78,7 @@ def _synthesize(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
     exemplar = fit_image(embedded_textures()[idt["texture"]], idt["size"])
     res = synthesize_texture(metric, exemplar, steps=idt["steps"], seed=ctx.profile.seed, progress=ctx.progress,
                              label=spec.params.get("label", spec.name))
-    _save(run, spec, ctx, {"image": res.image, "initial": res.initial, "losses": list(map(float, res.losses)),
+    _save(run, {"image": res.image, "initial": res.initial, "losses": list(map(float, res.losses)),
                            "seconds": float(res.seconds), "source": source})
 
 
@@ -107,5 +100,5 @@ def _train_autoencoder(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
     res = train_autoencoder(model, originals, idt["objective"], metric=metric, discriminator=disc,
                             config=ae_train_config(ctx), progress=ctx.progress)
     rec = reconstruct(res.model, originals)
-    _save(run, spec, ctx, {"names": list(rec), "images": torch.stack(list(rec.values())),
+    _save(run, {"names": list(rec), "images": torch.stack(list(rec.values())),
                            "log": {c: res.log[c].astype(float).tolist() for c in res.log.columns}})

@@ -23,7 +23,7 @@ from .graph import RunGraph, RunSpec, build_graph
 from .status import run_state
 
 __all__ = ["StudyContext", "RunPending", "DependencyFailed", "register_executor", "EXECUTORS", "ensure",
-           "train_runs", "train_command", "PROGRESS_LOG"]
+           "train_command", "PROGRESS_LOG"]
 
 Executor = Callable[["StudyContext", RunSpec, Run], None]
 EXECUTORS: dict[str, Executor] = {}
@@ -169,20 +169,3 @@ def _append_progress(output_dir: Path, line: str) -> None:
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     with open(output_dir / PROGRESS_LOG, "a", encoding="utf-8") as fh:
         fh.write(f"{stamp} {line}\n")
-
-
-def train_runs(ctx: StudyContext, keys: Iterable[str], train_missing: bool = True) -> list[Run]:
-    """:func:`ensure` for ``keys`` in dependency order, printing one line per run with elapsed time and ETA."""
-    order = ctx.graph.closure(list(keys))
-    todo = [s for s in order if not ctx.finished(s)]
-    out = []
-    t0 = time.perf_counter()
-    for i, spec in enumerate(order):
-        was_done = ctx.finished(spec)
-        out.append(ensure(ctx, spec, train_missing))
-        if not was_done and ctx.log is not None:
-            done = sum(1 for s in todo if ctx.finished(s))
-            elapsed = time.perf_counter() - t0
-            eta = elapsed / max(done, 1) * (len(todo) - done)
-            ctx.log(f"[runs] {done}/{len(todo)} trained, {elapsed:.0f} s elapsed, ETA {eta:.0f} s")
-    return out

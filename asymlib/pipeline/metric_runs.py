@@ -28,7 +28,7 @@ from .execute import StudyContext, register_executor
 from .graph import RunSpec
 
 __all__ = ["BenchmarkTerms", "load_benchmarks", "build_metric", "trained_metric", "metric_statistics",
-           "SYNTHETIC_LABEL", "METRIC_WEIGHTS_FILE", "metric_results"]
+           "SYNTHETIC_LABEL", "METRIC_WEIGHTS_FILE", "metric_results", "backbone_weights", "metric_source", "run_metric"]
 
 SYNTHETIC_LABEL = "Synthetic levels"
 METRIC_WEIGHTS_FILE = "metric_weights.pt"
@@ -68,8 +68,9 @@ def load_benchmarks(profile: Profile) -> tuple[BenchmarkTerms | None, list[Bench
             [BenchmarkTerms(ds.name, ds, grouped=False) for ds in evals])
 
 
-def _weights_for(ctx: StudyContext, spec: RunSpec) -> str:
-    """Backbone weights argument of a metric run: ``random``, ``imagenet`` or the GAN backbone export."""
+def backbone_weights(ctx: StudyContext, spec: RunSpec) -> str:
+    """Backbone weights argument of a ``metric_train`` or ``nr_iqa`` run: ``random``, ``imagenet``, a given file,
+    or the backbone export of the discriminator of its ``sr_train`` dependency (``gan``)."""
     if spec.params.get("weights_path"):
         return str(spec.params["weights_path"])
     w = spec.identity["weights"]
@@ -77,29 +78,50 @@ def _weights_for(ctx: StudyContext, spec: RunSpec) -> str:
         return w
     source = ctx.dep_path(spec, "sr_train")
     if source is None:
-        raise CheckpointError(f"metric run {spec.key} has GAN weights but no SR run to read them from")
+        raise CheckpointError(f"run {spec.key} has GAN weights but no SR run to read them from")
     from .sr_runs import export_discriminator_backbone
 
     path = export_discriminator_backbone(source)
     if path is None:
-        raise CheckpointError(f"SR run {source} holds no discriminator weights to export")
+        raise CheckpointError(f"SR run {source} holds no discriminator weights to export (needed by {spec.key})")
     return str(path)
 
 
 def build_metric(ctx: StudyContext, spec: RunSpec) -> torch.nn.Module:
-    """The metric of a ``metric_train`` run at its initialization (cached per run in ``ctx``)."""
-    return ctx.cached(("metric-init", spec.key), lambda: metric_from_preset(
-        spec.identity["metric"], weights=_weights_for(ctx, spec), seed=ctx.profile.seed))
+    """The metric of a ``metric_train`` run at its initialization, to be trained (cached per run in ``ctx``)."""
+    return ctx.cached(("metric-to-train", spec.key), lambda: metric_from_preset(
+        spec.identity["metric"], weights=backbone_weights(ctx, spec), seed=ctx.profile.seed))
 
 
 def trained_metric(ctx: StudyContext, train_key: str) -> torch.nn.Module:
     """The metric of the finished ``metric_train`` run ``train_key`` with its alpha/beta; frozen, eval mode."""
     def load() -> torch.nn.Module:
         spec = ctx.graph[train_key]
-        m = metric_from_preset(spec.identity["metric"], weights=_weights_for(ctx, spec), seed=ctx.profile.seed)
+        m = metric_from_preset(spec.identity["metric"], weights=backbone_weights(ctx, spec), seed=ctx.profile.seed)
         m.load_weights_file(spec.path(ctx.output_dir) / METRIC_WEIGHTS_FILE)
         return m.requires_grad_(False).eval()
     return ctx.cached(("metric", train_key), load)
+
+
+def _metric_dependency(ctx: StudyContext, spec: RunSpec) -> str | None:
+    return next((d for d in spec.deps if ctx.graph[d].task == "metric_train"), None)
+
+
+def metric_source(ctx: StudyContext, spec: RunSpec) -> str:
+    """Where the alpha/beta of the metric a run uses come from (:func:`run_metric`), for tables and provenance."""
+    dep = _metric_dependency(ctx, spec)
+    return f"metric run {dep}" if dep else f"initial (seed={ctx.profile.seed})"
+
+
+def run_metric(ctx: StudyContext, spec: RunSpec) -> torch.nn.Module:
+    """The metric a stage-2 or analysis run uses (``identity["metric"]``): its ``metric_train`` dependency's
+    trained metric, or the seeded initialization with the profile's backbone weights. Frozen, eval mode."""
+    dep = _metric_dependency(ctx, spec)
+    if dep is not None:
+        return trained_metric(ctx, dep)
+    key = spec.identity["metric"]
+    return ctx.cached(("metric-init", key), lambda: metric_from_preset(
+        key, weights=ctx.profile.weights, seed=ctx.profile.seed).requires_grad_(False).eval())
 
 
 def _benchmarks(ctx: StudyContext) -> tuple[BenchmarkTerms | None, list[BenchmarkTerms]]:

@@ -24,6 +24,7 @@ from ..provenance import provenance
 from ..runs import Run
 from .execute import StudyContext, register_executor
 from .graph import RunSpec
+from .metric_runs import backbone_weights
 
 __all__ = ["load_nr_benchmark", "nr_statistics", "SYNTHETIC_NR_NOTE"]
 
@@ -59,18 +60,6 @@ def _write_splits(run_dir: Path, data: Any, parts: Sequence[np.ndarray]) -> None
         atomic_write_csv(df, run_dir / f"split_{name}.csv")
 
 
-def _weights(ctx: StudyContext, spec: RunSpec) -> str:
-    if spec.identity["weights"] != "gan":
-        return spec.identity["weights"]
-    from .sr_runs import export_discriminator_backbone
-
-    source = ctx.dep_path(spec, "sr_train")
-    path = export_discriminator_backbone(source) if source is not None else None
-    if path is None:
-        raise ConfigError(f"NR run {spec.key}: its SR run {source} holds no discriminator to initialize from")
-    return str(path)
-
-
 @register_executor("nr_iqa")
 def _train_nr(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
     import time
@@ -85,7 +74,7 @@ def _train_nr(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
         raise ConfigError(f"{idt['dataset']}: the {fractions} split of {data.records['group'].nunique()} content "
                           f"groups leaves an empty part")
     train, val, test = (data.subset(p) for p in parts)
-    model = create_nr_model(idt["backbone"], weights=_weights(ctx, spec), seed=profile.seed, head=tc.head,
+    model = create_nr_model(idt["backbone"], weights=backbone_weights(ctx, spec), seed=profile.seed, head=tc.head,
                             hidden=tc.hidden, dropout=tc.dropout, finetune_backbone=tc.finetune_backbone)
     run.start(provenance(profile.name, profile.seed, weights={idt["backbone"]: model.weights_source},
                          dataset=idt["dataset"], initialization=idt["initialization"], run_key=spec.key))

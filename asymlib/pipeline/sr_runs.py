@@ -23,7 +23,7 @@ from ..atomic import atomic_write_csv, atomic_write_json
 from ..config import Profile
 from ..errors import CheckpointError, DatasetError, WeightsUnavailableError
 from ..imageio import load_image, save_image
-from ..metrics.registry import get_metric_preset, metric_from_preset
+from ..metrics.registry import get_metric_preset
 from ..provenance import provenance
 from ..runs import Run
 from ..sr.config import SRStudyConfig
@@ -34,9 +34,9 @@ from ..sr.resize import imresize
 from ..sr.trainer import load_generator_weights, train_sr
 from .execute import StudyContext, register_executor
 from .graph import RunSpec
-from .metric_runs import trained_metric
+from .metric_runs import metric_source, run_metric
 
-__all__ = ["SRData", "load_sr_data", "super_resolve", "EvaluatorPool", "stage2_metric", "alpha_beta_source",
+__all__ = ["SRData", "load_sr_data", "super_resolve", "EvaluatorPool",
            "score_outputs", "export_discriminator_backbone", "list_gan_backbones", "BACKBONE_EXPORT_NAME",
            "GRAD_NORMS_NAME", "new_generator", "score_runs", "sr_data"]
 
@@ -280,22 +280,6 @@ def new_generator(cfg: SRStudyConfig, seed: int) -> torch.nn.Module:
         return create_sr_model(cfg.sr_model, scale=cfg.scale, preset=cfg.sr_preset)
 
 
-def alpha_beta_source(ctx: StudyContext, spec: RunSpec) -> str:
-    """Where a stage-2 run's metric weights come from, for tables and provenance."""
-    dep = next((d for d in spec.deps if ctx.graph[d].task == "metric_train"), None)
-    return f"metric run {dep}" if dep else f"initial (seed={ctx.profile.seed})"
-
-
-def stage2_metric(ctx: StudyContext, spec: RunSpec) -> torch.nn.Module:
-    """The perceptual metric of a stage-2 run: frozen, eval mode, alpha/beta of its metric run (or initial)."""
-    dep = next((d for d in spec.deps if ctx.graph[d].task == "metric_train"), None)
-    if dep is not None:
-        return trained_metric(ctx, dep)
-    key = spec.identity["metric"]
-    return ctx.cached(("metric-init", key), lambda: metric_from_preset(
-        key, weights=ctx.profile.weights, seed=ctx.profile.seed).requires_grad_(False).eval())
-
-
 @register_executor("sr_train")
 def _train_sr(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
     p = spec.params
@@ -311,14 +295,14 @@ def _train_sr(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
         return
     stage1 = ctx.dep_path(spec, "sr_train")
     assert stage1 is not None
-    metric = stage2_metric(ctx, spec)
+    metric = run_metric(ctx, spec)
     generator = new_generator(cfg, profile.seed)
     recorder = _GradNormRecorder(generator, tcfg.log_every) if p.get("grad_norms") else None
     disc = tcfg.discriminator
     prov = provenance(profile.name, profile.seed,
                       weights={get_metric_preset(p["metric"]).backbone: metric.backbone.weights_source,
                                "discriminator": "random init" if tcfg.adversarial else "none"},
-                      stage="stage2", setting=p["setting"], metric=p["metric"], alpha_beta=alpha_beta_source(ctx, spec),
+                      stage="stage2", setting=p["setting"], metric=p["metric"], alpha_beta=metric_source(ctx, spec),
                       init_from=stage1.name, run_key=spec.key, train_seed=p["seed"],
                       **({"discriminator_head": disc.head, "discriminator_backbone": disc.backbone,
                           "lambda_adv": tcfg.lambda_adv} if tcfg.adversarial else {}))
