@@ -6,10 +6,15 @@ those. It must only run while no other process writes into the folder (for a run
 run's lock, :meth:`asymlib.runs.Run.lock`), otherwise it can delete a live writer's file.
 
 Written files get the mode of a plain ``open(path, "w")``: ``0o666 & ~umask`` (``mkstemp`` alone gives 0600).
+
+A write that fails for lack of space (``ENOSPC``/``EDQUOT``, or ``torch.save``'s ``file write failed`` /
+``unexpected pos`` errors) raises :class:`~asymlib.errors.DiskFullError` naming the target file; the temporary
+file is removed and the target keeps its previous content (or stays absent).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -20,7 +25,9 @@ from typing import Any, Iterator
 
 import torch
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "atomic_write_csv",
+from .errors import DiskFullError
+
+__all__ = ["append_text", "atomic_path", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "atomic_write_csv",
            "current_umask", "remove_orphan_temps"]
 
 _TEMP_SUFFIX = ".tmp"
@@ -83,20 +90,73 @@ def remove_orphan_temps(folder: str | Path, recursive: bool = True) -> list[Path
     return removed
 
 
+_SPACE_ERRNOS = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+# what torch.save's C++ writer (caffe2 inline_container.cc) raises when the disk fills up mid-write
+_TORCH_WRITE_FAILED = re.compile(r"file write failed|unexpected pos|PytorchStreamWriter failed writing")
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return ""
+    return f"; {st.f_bavail * st.f_frsize / 2**20:.1f} MiB free on {folder} now"
+
+
+def _disk_full(target: Path, exc: BaseException, detail: str) -> DiskFullError:
+    err = DiskFullError(f"no space left on device: cannot write {target} ({detail}){_free_space(target.parent)}; "
+                        f"nothing was written there (its previous content, if any, is kept): free space and retry")
+    err.errno, err.filename = errno.ENOSPC, str(target)
+    return err
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``."""
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
+
+    Raises:
+        DiskFullError: the write (in the ``with`` body, the fsync or the temporary file's creation) failed with
+            ``ENOSPC``/``EDQUOT``; the temporary file is removed and ``path`` left as it was.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_file_for(target)
+    try:
+        tmp = _temp_file_for(target)
+    except OSError as exc:
+        if exc.errno in _SPACE_ERRNOS:
+            raise _disk_full(target, exc, f"creating its temporary file: {exc.strerror}") from exc
+        raise
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    except DiskFullError:
+        raise
+    except OSError as exc:
+        if exc.errno in _SPACE_ERRNOS:
+            raise _disk_full(target, exc, f"{type(exc).__name__}: {exc}") from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def append_text(path: str | Path, text: str) -> None:
+    """Append ``text`` to ``path`` (a log); a write that fails for lack of space raises :class:`DiskFullError`
+    naming the file (a torn last line is what readers of such logs skip)."""
+    target = Path(path)
+    try:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        if exc.errno in _SPACE_ERRNOS:
+            err = DiskFullError(f"no space left on device: cannot append to {target} ({exc.strerror})"
+                                f"{_free_space(target.parent)}; free space and retry (a torn last line is dropped "
+                                f"when the run resumes)")
+            err.errno, err.filename = errno.ENOSPC, str(target)
+            raise err from exc
+        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -110,8 +170,14 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` atomically; a full disk raises :class:`~asymlib.errors.DiskFullError` naming ``path``."""
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            if _TORCH_WRITE_FAILED.search(str(exc)):
+                raise _disk_full(Path(path), exc, f"torch.save: file write failed: {exc}") from exc
+            raise
     return Path(path)
 
 

@@ -1,6 +1,7 @@
 """Image reading and writing. Images are float32 tensors of shape (3, H, W) in [0, 1]."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,69 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).clamp_(0.0, 1.0)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOUR_16BIT_VIA_CV2 = (2, 4, 6)  # RGB, grey + alpha, RGBA: Pillow reduces these to 8 bits
+_MODES_16BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _png_header(path: Path) -> tuple[int, int] | None:
+    """``(bit depth, colour type)`` from the IHDR chunk of a PNG file, None for any other file."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def _read_png16_cv2(path: Path) -> np.ndarray:
+    """A 16-bit colour PNG as an ``(H, W)`` or ``(H, W, 3)`` uint16 array through OpenCV (keeps all 16 bits)."""
+    try:
+        import cv2
+    except ImportError as exc:
+        raise ImageReadError(f"{path} is a 16-bit colour PNG; reading it without losing precision needs OpenCV "
+                             f"(pip install opencv-python-headless, a dependency of pyiqa): {exc}") from exc
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16:
+        got = "nothing" if arr is None else f"a {arr.dtype} array"
+        raise ImageReadError(f"cannot decode 16-bit PNG {path}: OpenCV returned {got}")
+    if arr.ndim == 3:
+        arr = arr[..., 0] if arr.shape[-1] <= 2 else arr[..., 2::-1]  # grey(+alpha) or BGR(A) -> RGB
+    return arr
+
+
+def _pixels(path: Path, im: Image.Image, mode: str) -> np.ndarray:
+    """Pixel array of an opened image: uint8 ``(H, W, 3)``, or uint16 ``(H, W[, 3])`` for 16-bit images."""
+    header = _png_header(path) if im.format == "PNG" else None
+    if header is not None and header[0] == 16 and header[1] in _PNG_COLOUR_16BIT_VIA_CV2:
+        return _read_png16_cv2(path)
+    if im.mode in _MODES_16BIT:
+        return np.asarray(im).astype(np.uint16)
+    if im.mode == "I":  # 32-bit integer storage: 16-bit greyscale PNG/PGM/TIFF in some Pillow versions
+        arr = np.asarray(im)
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 65535:
+            raise ImageReadError(f"{path}: 32-bit integer image with values in [{lo}, {hi}]; only 8- and 16-bit "
+                                 f"images are supported")
+        return arr.astype(np.uint16)
+    return np.asarray(im.convert(mode))
+
+
+def decompression_bomb_message(path: Path, exc: Exception) -> str:
+    """Message of an :class:`ImageReadError` for Pillow's ``DecompressionBombError``: the file, its pixel count,
+    the limit and how to raise it."""
+    m = re.search(r"\((\d+) pixels\) exceeds limit of (\d+) pixels", str(exc))
+    size = f"{int(m.group(1)):,} pixels, over the limit of {int(m.group(2)):,}" if m else str(exc)
+    return (f"{path}: image of {size} refused by Pillow as a possible decompression bomb; if the file is "
+            f"trusted, raise the limit with PIL.Image.MAX_IMAGE_PIXELS = <pixels> (now {Image.MAX_IMAGE_PIXELS}; "
+            f"images over twice that are refused) or set it to None to disable the check")
+
+
 def load_image(path: str | Path, mode: str = "RGB", strict_mode: bool = False) -> torch.Tensor:
     """Read an image file as a float32 tensor (3, H, W) in [0, 1].
+
+    8-bit images are divided by 255; 16-bit ones (greyscale ``I;16`` and RGB/RGBA PNGs, which Pillow would
+    reduce to 8 bits and are read with OpenCV) by 65535, keeping their precision. Greyscale is replicated to
+    RGB and an alpha channel dropped.
 
     Args:
         path: image file.
@@ -44,8 +106,9 @@ def load_image(path: str | Path, mode: str = "RGB", strict_mode: bool = False) -
             palette...) instead of converting them.
 
     Raises:
-        ImageReadError: the file is missing, is not an image, is truncated, or (strict_mode)
-            is not stored as RGB. The message names the path.
+        ImageReadError: the file is missing, is not an image, is truncated, is larger than Pillow's
+            decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``), or (strict_mode) is not stored as RGB.
+            The message names the path.
     """
     p = Path(path)
     if not p.is_file():
@@ -57,10 +120,11 @@ def load_image(path: str | Path, mode: str = "RGB", strict_mode: bool = False) -
                 raise ImageReadError(
                     f"{p}: image mode is {im.mode!r} ({len(im.getbands())} channels); an {mode} image is required"
                 )
-            rgb = im.convert(mode)
-            arr = np.asarray(rgb)
+            arr = _pixels(p, im, mode)
     except ImageReadError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(decompression_bomb_message(p, exc)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"cannot decode image {p}: {exc}") from exc
     return to_tensor(arr)

@@ -232,7 +232,7 @@ def optimize_image(objective: Callable[[torch.Tensor], torch.Tensor], x0: torch.
         progress: show a tqdm bar.
         lr_decay: cosine-anneal the learning rate down to ``lr * lr_decay`` (None: constant).
     """
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")

@@ -29,6 +29,7 @@ from ..config import FiguresConfig, Profile
 from ..errors import ConfigError
 from ..imageio import load_image
 from ..reporting import load_paper_table, profile_banner
+from ..runs import read_csv_file
 from ..pipeline import StudyContext, ensure
 from ..pipeline.analysis_runs import load_result, reference_image
 from ..sr.config import SR_SETTINGS
@@ -100,7 +101,7 @@ def load_study_tables(output_dir: str | Path, profile: Profile) -> StudyTables:
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: run notebook {notebook} with profile {profile.name!r} "
                                     f"and output {output_dir} first (notebook 05 never retrains)")
-        frames[attr] = pd.read_csv(path)
+        frames[attr] = read_csv_file(path)
     for attr in ("metrics", "sr_scores", "fr_init"):
         found = set(frames[attr]["profile"].dropna().astype(str)) if "profile" in frames[attr] else set()
         if found and found != {profile.name}:

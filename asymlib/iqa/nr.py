@@ -34,13 +34,14 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..atomic import atomic_torch_save
 from ..backbones import FeatureExtractor, create_feature_extractor, stage_index
 from ..errors import CheckpointError, ConfigError, UnknownNameError
 from ..typecheck import check_fields
 from ..runs import run_of
+from ..torchfile import read_torch_file
 from .stats import evaluate_iqa
 from .train import resolve_device
 
@@ -307,12 +308,7 @@ def load_nr_checkpoint(model: NRIQAModel, path: str | Path) -> dict[str, Any]:
         CheckpointError: missing/unreadable file, another format, backbone or head.
     """
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"NR-IQA checkpoint not found: {p}")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, refused pickle...
-        raise CheckpointError(f"cannot read NR-IQA checkpoint {p}: {type(exc).__name__}: {exc}") from exc
+    obj = read_torch_file(p, "NR-IQA checkpoint")
     if not isinstance(obj, dict) or obj.get("format") != NR_CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p} is not an NR-IQA checkpoint (format {NR_CHECKPOINT_FORMAT!r})")
     for key in ("backbone", "head", "stage"):

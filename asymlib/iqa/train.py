@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..errors import ConfigError
 from ..typecheck import check_fields
@@ -149,7 +149,7 @@ def compute_terms(metric: DISTSMetric, dataset: Dataset, batch_size: int = 16, d
             if keys is None:
                 l, s = metric.pair_terms(x, y)
             else:
-                metric.backbone.check_input(x)
+                x, y = metric.check_inputs(x, y)
                 batch_keys = [keys[int(i)] for i in batch["index"]]
                 seen: dict[str, list[torch.Tensor]] = {}
                 for j, k in enumerate(batch_keys):

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..backbones import FeatureExtractor
+from ..inputcheck import RANGE_TOLERANCE, check_image_pair
 
 __all__ = ["DISTSMetric", "ALPHA_BETA_INIT", "channel_moments"]
 
@@ -168,10 +169,23 @@ class DISTSMetric(nn.Module):
 
     Shapes: ``forward(x, y)`` with ``x, y`` of shape ``(B, 3, H, W)`` in ``[0, 1]`` returns ``(B,)``
     distances in about ``[0, 1]``.
+
+    Input contract (:meth:`check_inputs`, once per call on the whole batch): ``x`` and ``y`` are floating-point
+    tensors of the same shape ``(B, 3, H, W)``, ``B >= 1``, ``H, W >= min_size``, on the metric's device, finite,
+    with values in ``[0, 1]`` up to ``input_tolerance`` (default 0.5: ``[-0.5, 1.5]`` is accepted, so that a
+    generator's slight overshoot can be trained against, while ``[0, 255]``- or ``[-1, 1]``-scaled images are
+    refused; None accepts any finite value; as a training loss inside
+    :func:`~asymlib.inputcheck.generator_output`, ``x`` is only checked to be finite; see
+    :mod:`asymlib.inputcheck`). Anything else raises
+    :class:`~asymlib.errors.InputError` saying what was given. Inputs of another floating dtype (float64,
+    float16) are computed in the metric's dtype and the distances returned in the inputs' dtype; under autocast
+    they are left to autocast.
     """
 
     lower_better = True  # a distance: 0 for identical images
     score_range = (0.0, 1.0)
+    validates_inputs = True  # MetricLoss and other wrappers need not check again
+    input_tolerance: float | None = RANGE_TOLERANCE
 
     def __init__(self, backbone: FeatureExtractor, seed: int = 0, trainable_weights: bool = True,
                  c1: float = 1e-6, c2: float = 1e-6):
@@ -239,15 +253,34 @@ class DISTSMetric(nn.Module):
             ss.append((2 * cov + self.c2) / (vx + vy + self.c2))
         return torch.cat(ls, dim=1), torch.cat(ss, dim=1)
 
+    def check_inputs(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check the input contract (see the class docstring) and return ``(x, y)`` in the metric's dtype.
+
+        One ``aminmax`` per image batch and one host synchronization per call. Outside autocast, inputs of
+        another floating dtype are cast to the metric's (differentiably); under autocast they are returned as
+        they are.
+
+        Raises:
+            InputError: naming the argument (``distorted``/``reference``), what it is and what is expected.
+            InputSizeError: an image side below :attr:`min_size`.
+        """
+        device = self.alpha.device
+        x, y = check_image_pair(x, y, what=f"DISTS metric over {self.backbone.name!r}", min_size=self.min_size,
+                                device=device, tolerance=self.input_tolerance)
+        if torch.is_autocast_enabled(device.type):
+            return x, y
+        dtype = next(self.backbone.parameters(), self.alpha).dtype
+        return x.to(dtype), y.to(dtype)
+
     def pair_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(l, s)`` terms ``(B, sum C_i)`` of image pairs.
+        """``(l, s)`` terms ``(B, sum C_i)`` of image pairs, after :meth:`check_inputs`.
 
         Each image goes through the backbone once; an image that needs no gradient (typically the
         reference of a loss) is processed without recording an autograd graph.
         """
-        if x.shape != y.shape:
-            raise ValueError(f"distorted and reference shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
-        self.backbone.check_input(x)
+        return self._pair_terms(*self.check_inputs(x, y))
+
+    def _pair_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = []
         for img in (x, y):
             with torch.set_grad_enabled(self._needs_graph(img)):
@@ -255,7 +288,11 @@ class DISTSMetric(nn.Module):
         return self.similarity_terms(*feats)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.distance_from_terms(*self.pair_terms(x, y))
+        xc, yc = self.check_inputs(x, y)
+        d = self.distance_from_terms(*self._pair_terms(xc, yc))
+        if xc is not x or yc is not y:  # computed in the metric's dtype: answer in the inputs' dtype
+            d = d.to(torch.promote_types(x.dtype, y.dtype))
+        return d
 
     def distance_from_terms(self, l_terms: torch.Tensor, s_terms: torch.Tensor) -> torch.Tensor:
         """``1 - sum(alpha l + beta s) / (sum alpha + sum beta)`` from ``(B, sum C_i)`` terms -> ``(B,)``."""
@@ -291,6 +328,9 @@ class DISTSMetric(nn.Module):
             self.beta.copy_(state["beta"])
 
     def load_weights_file(self, path: str | Path) -> None:
-        from ..backbones import load_checkpoint_state_dict
+        """Load raw alpha/beta from a file: the official DISTS ``weights.pt`` / pyiqa layout (tensors ``alpha``,
+        ``beta`` of shape ``(1, sum(chns), 1, 1)``), an asymlib ``.safetensors`` export or a ``metric_train``
+        run's ``metric_weights.pt``. Raises :class:`~asymlib.errors.CheckpointError` naming the file."""
+        from .weights_io import load_metric_weights
 
-        self.load_weights_state(load_checkpoint_state_dict(path), source=str(path))
+        load_metric_weights(self, path)

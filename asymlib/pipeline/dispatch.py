@@ -32,6 +32,7 @@ import pandas as pd
 from ..atomic import atomic_write_json
 from ..config import get_profile
 from ..errors import AsymlibError, ConfigError
+from ..runs import read_json_file
 from .costs import load_step_costs
 from .execute import DependencyFailed, StudyContext, ensure
 from .graph import RunSpec
@@ -203,7 +204,7 @@ def slurm_parameters(spec: RunSpec, opts: ClusterOptions, costs: Any, dependency
 
 def _record(output_dir: Path, entries: Mapping[str, Mapping[str, Any]]) -> None:
     path = output_dir / LAUNCH_RECORD
-    old = json.loads(path.read_text()) if path.is_file() else {}
+    old = read_json_file(path) if path.is_file() else {}
     atomic_write_json(path, {**old, **entries})
 
 
@@ -377,7 +378,7 @@ def watch_table(output_dir: str | Path) -> pd.DataFrame:
     """
     out = Path(output_dir)
     path = out / LAUNCH_RECORD
-    record = json.loads(path.read_text()) if path.is_file() else {}
+    record = read_json_file(path) if path.is_file() else {}
     squeue = _job_states(record)
     rows = []
     for key, info in record.items():
@@ -386,7 +387,7 @@ def watch_table(output_dir: str | Path) -> pd.DataFrame:
             kind = cand.parent.name
         run_dir = out / "runs" / (kind or "?") / key
         status, step, reason = run_state(run_dir)
-        cfg = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+        cfg = read_json_file(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
         iterations = _iterations(cfg)
         job_state = squeue.get(str(info.get("job_id")), "")
         state = status

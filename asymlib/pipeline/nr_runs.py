@@ -21,7 +21,7 @@ from ..iqa.nr import SyntheticNRDataset, create_nr_model, predict_nr, train_nr_m
 from ..iqa.splits import group_split
 from ..iqa.stats import evaluate_iqa
 from ..provenance import provenance
-from ..runs import Run
+from ..runs import Run, read_csv_file
 from .execute import StudyContext, register_executor
 from .graph import RunSpec
 from .metric_runs import backbone_weights
@@ -99,8 +99,8 @@ def _train_nr(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
 
 def nr_statistics(run_dir: Path, n_bootstrap: int, seed: int) -> dict[str, Any]:
     """Test SRCC/KRCC/PLCC with bootstrap 95% intervals of a finished NR run, plus its training outcome."""
-    info = pd.read_csv(run_dir / "results.csv").iloc[0].to_dict()
-    pred = pd.read_csv(run_dir / "test_predictions.csv", keep_default_na=False)
+    info = read_csv_file(run_dir / "results.csv").iloc[0].to_dict()
+    pred = read_csv_file(run_dir / "test_predictions.csv", keep_default_na=False)
     groups = pred["group"].astype(str).to_numpy() if bool(info.get("grouped")) else None
     stats = evaluate_iqa(pred["prediction"].to_numpy(dtype=float), pred["target"].to_numpy(dtype=float),
                          pred_higher_is_better=True, target_higher_is_better=True, groups=groups,

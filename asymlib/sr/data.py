@@ -109,6 +109,10 @@ class PairedSRDataset(Dataset):
             try:
                 with Image.open(path) as im:
                     mode, (w, h) = im.mode, im.size
+            except Image.DecompressionBombError as exc:
+                from ..imageio import decompression_bomb_message
+
+                raise ImageReadError(decompression_bomb_message(path, exc)) from exc
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
                 raise ImageReadError(f"cannot read image {path}: {exc}") from exc
             if mode != "RGB":

@@ -70,6 +70,10 @@ def prepare_hr_store(folder: str | Path, log=print) -> Path:
                 if im.mode != "RGB":
                     raise ImageReadError(f"{path}: image mode is {im.mode!r}; HR images must be stored as RGB")
                 arr = np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+        except Image.DecompressionBombError as exc:
+            from ..imageio import decompression_bomb_message
+
+            raise ImageReadError(decompression_bomb_message(path, exc)) from exc
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise ImageReadError(f"cannot decode image {path}: {exc}") from exc
         with atomic_path(target) as tmp:
