@@ -9,7 +9,6 @@ import matplotlib
 matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "widget")) else None
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 from .reporting import load_paper_table, profile_banner  # noqa: E402
 
@@ -33,6 +32,8 @@ def plot_metric_study(results: pd.DataFrame):
     rows += [{"metric": m, "source": "paper", "SRCC": paper[m]} for m in order if m in paper.index]
     df = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(8, 4))
+    import seaborn as sns  # the notebooks extra
+
     sns.barplot(data=df, x="metric", y="SRCC", hue="source", order=order, ax=ax, palette=["#4c72b0", "#bbbbbb"])
     # bootstrap intervals of our single-benchmark averages
     bench = results[results["benchmark"] != "Average"]
@@ -61,6 +62,8 @@ def plot_training_curves(run_dirs: list[Path], profile: str, weights: str):
             frames.append(df)
     fig, ax = plt.subplots(figsize=(7, 3.5))
     if frames:
+        import seaborn as sns
+
         sns.lineplot(data=pd.concat(frames), x="step", y="loss", hue="run", ax=ax)
     _title(ax, "alpha/beta training loss", profile, weights)
     fig.tight_layout()

@@ -1,6 +1,7 @@
 """Metric registry: ``create_metric(name, **kwargs)`` and the paper's named metric presets."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -9,8 +10,9 @@ import torch
 import torch.nn as nn
 
 from ..backbones import create_feature_extractor, get_backbone_spec
-from ..errors import UnknownNameError
+from ..errors import ConfigError, UnknownNameError
 from .dists import DISTSMetric
+from .weights_io import is_metric_export, load_metric_weights, read_metric_weights, resolve_build_args
 
 __all__ = ["create_metric", "list_metrics", "register_metric", "MetricLoss", "MetricPreset", "PAPER_METRICS",
            "get_metric_preset", "metric_from_preset"]
@@ -31,14 +33,40 @@ def list_metrics() -> list[str]:
 
 
 @register_metric("dists")
-def _build_dists(backbone: str = "vgg16", weights: str | Path = "imagenet", seed: int = 0,
+def _build_dists(backbone: str | None = None, weights: str | Path | None = None, seed: int | None = None,
                  trainable_weights: bool = True, metric_weights: str | Path | None = None,
                  allow_download: bool | None = None) -> DISTSMetric:
-    """DISTS-style metric over ``backbone``; ``metric_weights`` loads trained alpha/beta from a file."""
+    """DISTS-style metric over ``backbone``; ``metric_weights`` loads alpha/beta from a file.
+
+    Args:
+        backbone: backbone name (default: the one a ``metric_weights`` file records, else ``"vgg16"``).
+        weights: backbone weights, ``"imagenet"``, ``"random"`` or a checkpoint path (default: what the
+            ``metric_weights`` file records, else ``"imagenet"``). An asymlib metric export (``.safetensors``
+            written by :func:`~asymlib.metrics.export_metric`) given here is read as ``metric_weights``.
+        seed: seed of random backbone weights and of the alpha/beta initialization (default: the recorded
+            one for a file exported from a random backbone, else 0).
+        metric_weights: alpha/beta file: the official DISTS ``weights.pt`` (pyiqa's layout), an asymlib
+            export, or a ``metric_train`` run's ``metric_weights.pt`` (see :mod:`.weights_io`).
+
+    Raises:
+        ConfigError: an explicit ``backbone`` differs from the one the ``metric_weights`` file records.
+        CheckpointError: unreadable or mismatched weights file (the message names it).
+    """
+    if is_metric_export(weights):
+        if metric_weights is not None:
+            raise ConfigError(f"weights={str(weights)!r} is a metric export and metric_weights="
+                              f"{str(metric_weights)!r} was given too; pass one of them")
+        weights, metric_weights = None, weights
+    file = read_metric_weights(metric_weights) if metric_weights is not None else None
+    backbone, weights, seed = resolve_build_args(backbone, weights, seed, file)
     fx = create_feature_extractor(backbone, weights=weights, seed=seed, allow_download=allow_download)
     metric = DISTSMetric(fx, seed=seed, trainable_weights=trainable_weights)
-    if metric_weights is not None:
-        metric.load_weights_file(metric_weights)
+    if file is not None:
+        load_metric_weights(metric, file)
+        if file.backbone_weights and file.backbone_weights != fx.weights_source:
+            warnings.warn(f"{file.path} was exported from backbone weights {file.backbone_weights!r}, this "
+                          f"metric's backbone has {fx.weights_source!r}: its distances can differ",
+                          stacklevel=3)
     return metric
 
 
@@ -64,6 +92,13 @@ class MetricLoss(nn.Module):
         return self
 
     def forward(self, distorted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Raises :class:`~asymlib.errors.InputError` for inputs outside the metric input contract
+        (:mod:`asymlib.inputcheck`), checked by the metric itself or, if it does not, here."""
+        if not getattr(self.metric, "validates_inputs", False):
+            from ..inputcheck import check_image_pair, module_device
+
+            check_image_pair(distorted, reference, what=f"{type(self.metric).__name__} loss",
+                             min_size=getattr(self.metric, "min_size", None), device=module_device(self.metric))
         d = self.metric(distorted, reference)
         return d if self.reduction == "none" else (d.mean() if self.reduction == "mean" else d.sum())
 

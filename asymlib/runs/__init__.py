@@ -52,11 +52,12 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from ..atomic import atomic_torch_save, atomic_write_csv, atomic_write_json, atomic_write_text, remove_orphan_temps
+from ..atomic import (append_text, atomic_torch_save, atomic_write_csv, atomic_write_json, atomic_write_text,
+                      remove_orphan_temps)
 from ..errors import CheckpointError, RunFileError
 
 __all__ = ["config_hash", "to_jsonable", "Run", "RunLock", "LockTimeout", "open_run", "try_lock_run", "run_of",
-           "read_json_file"]
+           "read_json_file", "read_csv_file", "tensorboard_tag", "flat_hparams"]
 
 DONE_STATUSES = ("finished", "collapsed")
 LOCK_NAME = ".lock"
@@ -96,6 +97,17 @@ def read_json_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise RunFileError(f"{p}: expected a JSON object, got {type(obj).__name__}")
     return obj
+
+
+def read_csv_file(path: str | Path, **kwargs: Any) -> pd.DataFrame:
+    """``pd.read_csv(path, **kwargs)``; a missing, empty or malformed file raises :class:`RunFileError` naming it."""
+    p = Path(path)
+    try:
+        return pd.read_csv(p, **kwargs)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
+        raise RunFileError(f"{p}: cannot read as CSV ({type(exc).__name__}: {exc}); it was written by asymlib, so "
+                           f"it was changed from outside or is missing: delete it (or its run's status.json) to "
+                           f"recompute it") from exc
 
 
 class RunLock:
@@ -169,6 +181,33 @@ def _drop_torn_tail(path: Path) -> None:
             return
         fh.seek(0)
         fh.truncate(fh.read().rfind(b"\n") + 1)
+
+
+_TB_GROUPS = (("d_", "d/"), ("l_d", "d/"), ("lr_d", "d/"), ("l_", "loss/"), ("loss", "loss/"), ("lr", "lr/"),
+              ("val_", "val/"))
+
+
+def tensorboard_tag(name: str) -> str:
+    """TensorBoard tag of a logged scalar, grouped so that runs compare side by side: generator and metric
+    losses under ``loss/``, discriminator values under ``d/``, learning rates under ``lr/``, validation under
+    ``val/`` (``l_rec -> loss/l_rec``, ``d_real -> d/d_real``, ``lr -> lr/lr``)."""
+    for prefix, group in _TB_GROUPS:
+        if name.startswith(prefix):
+            return group + name
+    return "other/" + name
+
+
+def flat_hparams(config: Any, prefix: str = "") -> dict[str, Any]:
+    """A JSON-like configuration flattened to the scalar types TensorBoard's hyper-parameters accept: dotted
+    names, numbers and booleans kept, strings kept, lists and None as text."""
+    out: dict[str, Any] = {}
+    if isinstance(config, Mapping):
+        for k, v in config.items():
+            out.update(flat_hparams(v, f"{prefix}{k}."))
+        return out
+    name = prefix[:-1] or "value"
+    out[name] = config if isinstance(config, (bool, int, float, str)) else json.dumps(config)
+    return out
 
 
 class Run:
@@ -268,15 +307,36 @@ class Run:
             if p.is_file():
                 _drop_torn_tail(p)
             self._log_checked = True
-        with open(p, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
-        if self._tb_enabled:
-            if self._tb is None:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(log_dir=str(self.path / "tb"))
+        append_text(p, json.dumps(row) + "\n")
+        tb = self._writer()
+        if tb is not None:
             for k, v in scalars.items():
-                self._tb.add_scalar(k, float(v), int(step))
+                tb.add_scalar(tensorboard_tag(k), float(v), int(step))
+
+    def _writer(self) -> Any:
+        """The run's TensorBoard writer (``<run>/tb``), opened on first use; None when TensorBoard is off."""
+        if not self._tb_enabled:
+            return None
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(self.path / "tb"))
+        return self._tb
+
+    def log_image(self, tag: str, image: Any, step: int) -> None:
+        """A ``(3, H, W)`` image in [0, 1] to TensorBoard (e.g. SR samples at checkpoints); nothing when it is off."""
+        tb = self._writer()
+        if tb is not None:
+            tb.add_image(tag, image.detach().float().clamp(0, 1).cpu(), int(step))
+
+    def log_hparams(self, results: Mapping[str, float] | None = None) -> None:
+        """The run's configuration as TensorBoard hyper-parameters (flattened, dotted names), with ``results``
+        as the metrics TensorBoard's HParams tab compares runs by (written by :meth:`finish`)."""
+        tb = self._writer()
+        if tb is None:
+            return
+        metrics = {f"hparam/{k}": float(v) for k, v in (results or {}).items()}
+        tb.add_hparams(flat_hparams(self.config), metrics or {"hparam/finished": 1.0}, run_name=".")
 
     def read_log(self) -> pd.DataFrame:
         """``log.jsonl`` as a frame, one row per logged step; a torn last line is skipped.
@@ -305,7 +365,11 @@ class Run:
                                f"{self.path / 'status.json'} to recompute the run") from exc
 
     def finish(self, status: str = "finished", **info: Any) -> None:
-        """Mark the run done (``finished``/``collapsed``) or ``failed``; written last, atomically."""
+        """Mark the run done (``finished``/``collapsed``) or ``failed``; written last, atomically. TensorBoard
+        gets the configuration as hyper-parameters, with the numeric ``info`` and ``finished`` (1/0) as metrics."""
+        if self._tb_enabled:
+            numeric = {k: v for k, v in info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            self.log_hparams({**numeric, "finished": float(status == "finished")})
         self.close()
         atomic_write_json(self.path / "status.json", {"status": status, **to_jsonable(info)})
 

@@ -22,6 +22,7 @@ import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +34,9 @@ from ..errors import ConfigError, InputSizeError, UnknownNameError
 __all__ = ["SwinIRConfig", "SwinIRSR", "count_parameters", "create_sr_model", "list_sr_models", "list_sr_presets"]
 
 _SUPPORTED_SCALES = (2, 3, 4, 8)  # pixel-shuffle upsampler: powers of two and 3
+# Entries of a weights file that may hold the state dict, in order: official SwinIR/BasicSR files hold
+# "params" and/or "params_ema" (the EMA weights are preferred), asymlib's generator files "state_dict".
+SR_WEIGHT_KEYS = ("params_ema", "params", "state_dict")
 
 
 @dataclass(frozen=True)
@@ -172,22 +176,39 @@ def list_sr_presets(name: str = "swinir") -> list[str]:
     return sorted(_PRESETS)
 
 
-def create_sr_model(name: str = "swinir", scale: int = 4, preset: str = "classical", **overrides: Any) -> nn.Module:
-    """Build a randomly initialised SR generator.
+def create_sr_model(name: str = "swinir", scale: int = 4, preset: str = "classical", *,
+                    weights: str | Path | None = None, **overrides: Any) -> nn.Module:
+    """Build an SR generator, randomly initialised or loaded from a weights file.
 
     Args:
         name: model family (see :func:`list_sr_models`).
         scale: upscaling factor (2, 3, 4 or 8).
         preset: named hyper-parameter set: ``"classical"`` (11,900,199 parameters at x4) or
             ``"small"`` (988,959 parameters at x4).
+        weights: None (random initialization) or a weights file read with ``torch.load(weights_only=True)``:
+            an official SwinIR / BasicSR file (``{"params": ...}`` or ``{"params_ema": ...}``; EMA preferred),
+            asymlib's ``generator_ema.pt`` (``{"state_dict": ...}``), or a bare state dict; a ``module.``
+            prefix is removed. Keys and shapes must match exactly (:class:`SwinIRSR` keeps the official
+            parameter names), e.g. the official ``001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth`` is
+            ``preset="classical", scale=4``.
         **overrides: fields of :class:`SwinIRConfig` to change, e.g. ``img_size=48``.
 
     Returns:
         A module mapping (B, 3, h, w) in [0, 1] to (B, 3, scale*h, scale*w) (not clamped).
+
+    Raises:
+        UnknownNameError, ConfigError: unknown name/preset or invalid options.
+        CheckpointError: ``weights`` unreadable or not matching the architecture (the message names the file).
     """
     if name not in _MODELS:
         raise UnknownNameError(f"unknown SR model {name!r}; available: {list_sr_models()}")
-    return _MODELS[name](scale=scale, preset=preset, **overrides)
+    model = _MODELS[name](scale=scale, preset=preset, **overrides)
+    if weights is not None:
+        from ..state_dict_io import load_weights_into
+
+        load_weights_into(model, weights, keys=SR_WEIGHT_KEYS, what="SR weights",
+                          model_desc=f"SwinIR preset {model.preset!r}, scale {scale}")
+    return model
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
