@@ -142,8 +142,8 @@ class GanSourceConfig:
     preference goes to ``head``, then the stage-2 ``setting`` and perceptual ``metric`` named here, the
     paper's lambda_3 and the profile's seed. With ``train_if_missing`` the run notebook 04 trains for that
     cell of Table 3 (``rec+perceptual+adv``, ``metric``, ``head``) is trained when none exists. Defaults: the
-    paper's full objective (Eq. 1) with the VGG-16 metric and the vanilla head (the patch head leaves
-    ResNet-50's ``layer4`` untrained).
+    paper's full objective (Eq. 1) with the VGG-16 metric and the vanilla head (both heads read the backbone's
+    last map, so either trains every backbone layer that a feature map goes through).
     """
 
     setting: str = "rec+perceptual+adv"

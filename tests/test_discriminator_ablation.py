@@ -89,6 +89,58 @@ def test_runs_share_notebook_02_folders_when_configs_match():
     assert len({s.key for s in runs}) == len(runs)
 
 
+def test_discriminator_config_options_match_the_library():
+    from asymlib.discriminators import STAGE_RULES
+    from asymlib.sr.config import PATCH_STAGE_CHOICES, RELATIVISTIC_MEAN_CHOICES
+    from asymlib.sr.losses import DEFAULT_MEAN_OVER, MEAN_OVER_CHOICES
+
+    dc = DiscriminatorConfig()
+    assert (dc.patch_stage, dc.relativistic_mean) == ("last", DEFAULT_MEAN_OVER) == ("last", "all")
+    assert set(PATCH_STAGE_CHOICES) == set(STAGE_RULES) and set(RELATIVISTIC_MEAN_CHOICES) == set(MEAN_OVER_CHOICES)
+    assert DiscriminatorConfig("resnet50", "patch", patch_stage="stride16").stage == "stride16"
+    assert DiscriminatorConfig("resnet50", "vanilla", patch_stage="stride16").stage is None
+    for bad in ({"patch_stage": "layer3"}, {"relativistic_mean": "positions"}):
+        with pytest.raises(ConfigError):
+            DiscriminatorConfig(**bad)
+
+
+def test_run_keys_change_only_where_patch_stage_and_relativistic_mean_matter():
+    """The two options enter the identity of adversarial patch runs only: runs without a discriminator and runs
+    with a vanilla head (global logits, last map either way) keep their keys; old patch runs are not reused."""
+    from asymlib.pipeline.declare import discriminator_identity
+
+    legacy = {"backbone", "head", "spectral_norm", "lr"}  # the fields keyed before the two options existed
+    assert set(discriminator_identity(DiscriminatorConfig("vgg16", "patch"), adversarial=False)) == legacy
+    assert set(discriminator_identity(DiscriminatorConfig("vgg16", "vanilla"), adversarial=True)) == legacy
+    assert discriminator_identity(DiscriminatorConfig("vgg16", "patch"), adversarial=True) == {
+        "backbone": "vgg16", "head": "patch", "spectral_norm": False, "lr": None, "patch_stage": "last",
+        "relativistic_mean": "all"}
+
+    def keys(graph):
+        return {(s.kind, s.name): s.key for s in graph}
+
+    def is_patch(spec):
+        train = spec.params.get("train")
+        return spec.task == "sr_train" and train.adversarial and train.discriminator.head == "patch"
+
+    base = build_graph(get_profile("smoke"))
+    patch_names = {s.name for s in base if is_patch(s)}
+    assert patch_names and any("patch_stage" in s.identity["train"]["discriminator"] for s in base if is_patch(s))
+    for s in base:
+        if s.task == "sr_train" and not is_patch(s):
+            assert set(s.identity["train"]["discriminator"]) == legacy, s.name
+    before = keys(base)
+    for option in ({"patch_stage": "stride16"}, {"relativistic_mean": "batch"}):
+        after = keys(build_graph(get_profile("smoke", **{f"sr.stage2.discriminator.{k}": v
+                                                        for k, v in option.items()})))
+        assert set(after) == set(before)
+        changed = {name for (kind, name), key in before.items() if kind == "sr" and after[(kind, name)] != key}
+        assert changed == patch_names, option
+        # everything else that changed is an evaluation of a changed run
+        others = {(kind, name) for (kind, name), key in before.items() if kind != "sr" and after[(kind, name)] != key}
+        assert {kind for kind, _ in others} <= {"sr_eval"} and {name for _, name in others} <= patch_names
+
+
 # ----------------------------------------------------------------------------------------------
 # Backbone export for notebook 03
 # ----------------------------------------------------------------------------------------------
@@ -139,6 +191,23 @@ def test_export_loads_in_notebook_03_and_is_listed(tmp_path):
         ["patch", 1e-2, 1, "finished", 4], ["vanilla", 5e-2, 0, "collapsed", 2]]
     assert len(da.list_gan_backbones(tmp_path, include_collapsed=False)) == 1
     assert da.list_gan_backbones(tmp_path / "empty").empty
+
+
+def test_export_rebuilds_the_patch_stage_a_legacy_run_was_trained_with(tmp_path):
+    """A patch run recorded before ``DiscriminatorConfig.patch_stage`` existed read ResNet-50's layer3 (the former
+    default); its export rebuilds that network (runs recorded with the field rebuild what it names)."""
+    run = open_run(tmp_path, "sr", "legacy", {"n": "legacy"}, tensorboard=False)
+    disc = create_discriminator("resnet50", "patch", seed=0, stage="stride16")
+    train = to_jsonable(SRTrainConfig(iterations=4, lambda_adv=5e-3,
+                                      discriminator=DiscriminatorConfig("resnet50", "patch")))
+    for k in ("patch_stage", "relativistic_mean"):
+        del train["discriminator"][k]
+    atomic_write_json(run.path / "config.json", {"identity": {"train": train, "train_seed": 0}})
+    atomic_torch_save({"state_dict": disc.state_dict(), "step": 4}, run.path / "discriminator.pt")
+    run.finish("finished", step=4)
+    obj = read_backbone_export(da.export_discriminator_backbone(run.path))
+    assert (obj["stage"], obj["stage_stride"]) == (3, 16)
+    assert len(obj["untrained_keys"]) == 30 and all(".layer4." in k for k in obj["untrained_keys"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,6 +280,12 @@ def test_fig7_marks_collapsed_runs_and_shows_seed_spread(tmp_path):
     assert "SMOKE PROFILE" in fig._suptitle.get_text()
     dyn = da.plot_training_dynamics(res)
     assert len(dyn.axes) >= 2 * 3
+    # curves of a lambda_3 outside the configured sweep (the Table 3 runs' 5e-3 when an override leaves it out)
+    import dataclasses
+
+    narrow = dataclasses.replace(res, config=dataclasses.replace(res.config, sweep_lambda_adv=(1e-3,)))
+    assert set(narrow.curves["lambda_adv"]) - {1e-3}
+    assert len(da.plot_training_dynamics(narrow).axes) >= 2 * 3
     plt.close("all")
 
 

@@ -1,4 +1,5 @@
-"""Discriminators: head shapes per backbone, stage choice, spectral norm, backbone export, ESRGAN VGG."""
+"""Discriminators: head shapes per backbone, stage choice (both heads on the last map), spectral norm,
+backbone export, ESRGAN VGG."""
 from __future__ import annotations
 
 import pytest
@@ -58,16 +59,66 @@ def test_vgg16_heads_shapes_gradients_and_spectral_norm():
     assert torch.linalg.matrix_norm(w, ord=2) == pytest.approx(1.0, abs=0.05)
 
 
-def test_resnet50_heads_and_unused_stage_frozen():
+def test_resnet50_patch_reads_layer4_and_layer3_is_an_option():
     x = torch.rand(2, 3, 64, 64)
     vanilla = create_discriminator("resnet50", head="vanilla")
     assert vanilla(x).shape == (2, 1) and vanilla.frozen_backbone_parameters == []
     patch = create_discriminator("resnet50", head="patch")
-    assert (patch.stage, patch.stage_stride) == (3, 16)  # layer3
-    assert patch(x).shape == (2, 1, 4, 4)
-    frozen = patch.frozen_backbone_parameters
+    assert (patch.stage, patch.stage_stride) == (4, 32)  # layer4, as the vanilla head
+    assert patch(x).shape == (2, 1, 2, 2) and patch.frozen_backbone_parameters == []
+    assert create_discriminator("resnet50", head="patch", stage="last").stage == 4
+    # the finer map of the former default, on request: layer3 (stride 16), layer4 then frozen
+    fine = create_discriminator("resnet50", head="patch", stage="stride16")
+    assert (fine.stage, fine.stage_stride) == (3, 16) and fine(x).shape == (2, 1, 4, 4)
+    frozen = fine.frozen_backbone_parameters
     assert frozen and all(".layer4." in k for k in frozen)
-    assert all(not p.requires_grad for k, p in patch.backbone.named_parameters() if k in frozen)
+    n_layer4 = sum(1 for k, _ in fine.backbone.named_parameters() if ".layer4." in k)
+    assert len(frozen) == n_layer4 == 30
+    assert all(not p.requires_grad for k, p in fine.backbone.named_parameters() if k in frozen)
+    assert create_discriminator("resnet50", head="patch", stage=3).stage == 3
+    with pytest.raises(ConfigError, match="unknown stage rule 'stride8'"):
+        create_discriminator("resnet50", head="patch", stage="stride8")
+
+
+# the patch logit grid at 128 px (at 256 px: twice as many rows and columns, DINOv2 19 x 19 with padding)
+_GRID_128 = {"vgg16": 8, "resnet50": 4, "convnext_tiny": 4, "swin_t": 4, "clip_vit_b16": 8, "dinov2_vits14": 10,
+             "dinov2_vitb14": 10, "esrgan_vgg128": 4, "esrgan_vgg256": 2}
+
+
+_CHEAP = {"vgg16", "resnet50", "dinov2_vits14", "esrgan_vgg128", "esrgan_vgg256"}
+
+
+@pytest.mark.parametrize("backbone", [b if b in _CHEAP else pytest.param(b, marks=pytest.mark.slow)
+                                      for b in list_discriminator_backbones()])
+def test_vanilla_and_patch_share_every_backbone_parameter(backbone):
+    """Paper Sec. 3.4: the patch discriminator changes only the regression head. Both heads read the last map,
+    so the backbone parameters (names, shapes, trainability) are identical, and all of them get gradients
+    (except a transformer's final norm, which no feature map goes through, frozen by both heads alike)."""
+    vanilla = create_discriminator(backbone, head="vanilla", seed=0)
+    patch = create_discriminator(backbone, head="patch", seed=0)
+    n_maps = len(patch.backbone.reductions)
+    assert vanilla.stage == patch.stage == n_maps - 1
+    assert patch.stage_stride == patch.backbone.reductions[-1]
+    shapes_v = {k: tuple(p.shape) for k, p in vanilla.backbone.named_parameters()}
+    shapes_p = {k: tuple(p.shape) for k, p in patch.backbone.named_parameters()}
+    assert shapes_v == shapes_p and shapes_p
+    trainable_v = {k for k, p in vanilla.backbone.named_parameters() if p.requires_grad}
+    trainable_p = {k for k, p in patch.backbone.named_parameters() if p.requires_grad}
+    assert trainable_v == trainable_p
+    frozen = set(shapes_p) - trainable_p
+    assert frozen == set(vanilla.frozen_backbone_parameters) == set(patch.frozen_backbone_parameters)
+    assert frozen <= {"body.model.norm.weight", "body.model.norm.bias"}  # the final norm of ViT / Swin only
+    assert len(frozen) / len(shapes_p) < 0.02
+    size = 128
+    x = torch.rand(1, 3, size, size)
+    out = patch(x)
+    h, w = out.shape[-2:]
+    assert out.shape == (1, 1, h, w) and h > 1 and w > 1
+    if backbone in _GRID_128:
+        assert (h, w) == (_GRID_128[backbone],) * 2
+    out.mean().backward()
+    no_grad = [k for k, p in patch.backbone.named_parameters() if p.requires_grad and p.grad is None]
+    assert no_grad == []
 
 
 def test_dinov2_heads_shapes():
@@ -151,7 +202,7 @@ def test_esrgan_vgg128_matches_basicsr_numerics(tmp_path):
     with pytest.raises(InputSizeError):
         disc(torch.rand(2, 3, 96, 96))
     patch = create_discriminator("esrgan_vgg128", head="patch", spectral_norm=True, seed=4)
-    assert (patch.stage, patch.stage_stride) == (3, 16) and patch(torch.rand(2, 3, 64, 64)).shape == (2, 1, 4, 4)
+    assert (patch.stage, patch.stage_stride) == (4, 32) and patch(torch.rand(2, 3, 64, 64)).shape == (2, 1, 2, 2)
     # same seed -> identical weights and spectral-norm vectors; another seed -> different ones
     same = create_discriminator("esrgan_vgg128", head="patch", spectral_norm=True, seed=4).state_dict()
     other = create_discriminator("esrgan_vgg128", head="patch", spectral_norm=True, seed=5).state_dict()

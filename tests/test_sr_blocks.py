@@ -1,6 +1,7 @@
 """SR building blocks: SwinIR presets, MATLAB bicubic resize, paired dataset, RaGAN losses, EMA."""
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -202,23 +203,93 @@ def _eq_d(a, b):
     return torch.sigmoid(a - b.mean(dim=0, keepdim=True))
 
 
+def _basicsr_losses(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """BasicSR's ESRGAN formulas (../shared/README.md), BCE on logits averaged over every element and
+    ``mean`` = ``torch.mean`` over batch and positions: generator
+    ``0.5 * [BCE(D(r) - mean D(f), 0) + BCE(D(f) - mean D(r), 1)]``, discriminator
+    ``0.5 * BCE(D(r) - mean D(f).detach, 1) + 0.5 * BCE(D(f).detach - mean D(r), 0)``."""
+    bce = nn.BCEWithLogitsLoss()
+    ones, zeros = torch.ones_like(real), torch.zeros_like(real)
+    gen = 0.5 * (bce(real - torch.mean(fake), zeros) + bce(fake - torch.mean(real), ones))
+    f = fake.detach()
+    disc = 0.5 * bce(real - torch.mean(f), ones) + 0.5 * bce(f - torch.mean(real.detach()), zeros)
+    return gen, disc
+
+
+@pytest.mark.parametrize("shape", [(6, 1), (4, 1, 3, 5), (2, 1, 16, 16)])
+def test_default_relativistic_losses_are_basicsr(shape):
+    """The default relativistic mean is BasicSR's mean over all elements (batch and patch positions)."""
+    from asymlib.sr.losses import DEFAULT_MEAN_OVER, relativistic_mean
+
+    assert DEFAULT_MEAN_OVER == "all"
+    g = torch.Generator().manual_seed(7)
+    r = torch.randn(shape, generator=g) * 3
+    f = torch.randn(shape, generator=g) * 3 + 1
+    gen_ref, disc_ref = _basicsr_losses(r, f)
+    assert relativistic_generator_loss(r, f).item() == pytest.approx(gen_ref.item(), abs=1e-6)
+    assert relativistic_discriminator_loss(r, f).item() == pytest.approx(disc_ref.item(), abs=1e-6)
+    split = relativistic_discriminator_loss_real(r, f) + relativistic_discriminator_loss_fake(f, r)
+    assert split.item() == pytest.approx(disc_ref.item(), abs=1e-6)
+    gen_pos = relativistic_generator_loss(r, f, mean_over="batch")
+    disc_pos = relativistic_discriminator_loss(r, f, mean_over="batch")
+    if len(shape) == 2:  # one logit per image: both means are the same mini-batch mean, bit for bit
+        assert torch.equal(relativistic_mean(r), relativistic_mean(r, "batch"))
+        assert torch.equal(gen_pos, relativistic_generator_loss(r, f))
+        assert torch.equal(disc_pos, relativistic_discriminator_loss(r, f))
+    else:  # patch logits: the per-position option is a different loss
+        assert relativistic_mean(r).shape == () and relativistic_mean(r, "batch").shape == (1, *shape[1:])
+        assert abs(gen_pos.item() - gen_ref.item()) > 1e-3 and abs(disc_pos.item() - disc_ref.item()) > 1e-3
+    with pytest.raises(ConfigError, match="mean_over"):
+        relativistic_mean(r, "positions")
+
+
 @pytest.mark.parametrize("shape", [(6, 1), (4, 1, 3, 5)])
 def test_relativistic_losses_match_equations(shape):
     g = torch.Generator().manual_seed(1)
     r = torch.randn(shape, generator=g, dtype=torch.float64) * 3
     f = torch.randn(shape, generator=g, dtype=torch.float64) * 3
+    # "batch": Eq. 4-6 with each map position its own discriminator (per-position mini-batch mean)
     eq4 = -torch.log(1 - _eq_d(r, f)).mean() - torch.log(_eq_d(f, r)).mean()  # generator
     eq5 = -torch.log(_eq_d(r, f)).mean() - torch.log(1 - _eq_d(f, r)).mean()  # discriminator
-    assert torch.allclose(relativistic_generator_loss(r, f), 0.5 * eq4, atol=1e-6)
-    assert torch.allclose(relativistic_discriminator_loss(r, f), 0.5 * eq5, atol=1e-6)
-    # "all": one scalar mean over batch and map (BasicSR's torch.mean)
+    assert torch.allclose(relativistic_generator_loss(r, f, mean_over="batch"), 0.5 * eq4, atol=1e-6)
+    assert torch.allclose(relativistic_discriminator_loss(r, f, mean_over="batch"), 0.5 * eq5, atol=1e-6)
+    # "all" (default): one scalar mean over batch and map (BasicSR's torch.mean)
     def d_all(a, b):
         return torch.sigmoid(a - b.mean())
 
+    eq4_all = -torch.log(1 - d_all(r, f)).mean() - torch.log(d_all(f, r)).mean()
     eq5_all = -torch.log(d_all(r, f)).mean() - torch.log(1 - d_all(f, r)).mean()
+    assert torch.allclose(relativistic_generator_loss(r, f), 0.5 * eq4_all, atol=1e-6)
+    assert torch.allclose(relativistic_discriminator_loss(r, f), 0.5 * eq5_all, atol=1e-6)
     assert torch.allclose(relativistic_discriminator_loss(r, f, mean_over="all"), 0.5 * eq5_all, atol=1e-6)
     gen, disc = get_adversarial_loss("relativistic_average")
     assert gen is relativistic_generator_loss and disc is relativistic_discriminator_loss
+
+
+def test_trainer_discriminator_step_and_generator_loss_use_the_configured_mean():
+    """``discriminator_backward`` (two passes) and ``generator_loss`` on a patch discriminator: BasicSR's values by
+    default, the per-position ones with ``mean_over="batch"``."""
+    from asymlib.sr.trainer import discriminator_backward
+
+    torch.manual_seed(0)
+    d = nn.Conv2d(3, 1, 3, padding=1)
+    hr, sr = torch.rand(3, 3, 8, 8), torch.rand(3, 3, 8, 8)
+    for mean_over in ("all", "batch"):
+        d.zero_grad()
+        loss, real_logits, fake_logits = discriminator_backward(d, hr, sr, contextlib.nullcontext,
+                                                                **({} if mean_over == "all" else
+                                                                   {"mean_over": mean_over}))
+        assert real_logits.shape == fake_logits.shape == (3, 1, 8, 8)
+        expected = relativistic_discriminator_loss(d(hr), d(sr), mean_over=mean_over)
+        assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+        if mean_over == "all":
+            assert loss.item() == pytest.approx(_basicsr_losses(d(hr), d(sr))[1].item(), abs=1e-6)
+        _, terms = generator_loss(sr, hr, lambda_rec=0.0, lambda_per=0.0, lambda_adv=1.0, discriminator=d,
+                                  **({} if mean_over == "all" else {"mean_over": mean_over}))
+        expected_g = relativistic_generator_loss(d(hr).detach(), d(sr), mean_over=mean_over)
+        assert terms["l_g_adv"].item() == pytest.approx(expected_g.item(), abs=1e-6)
+        if mean_over == "all":
+            assert terms["l_g_adv"].item() == pytest.approx(_basicsr_losses(d(hr), d(sr))[0].item(), abs=1e-6)
 
 
 def test_relativistic_gradients_and_split_form():

@@ -266,6 +266,8 @@ class AETrainConfig:
         flips: random horizontal/vertical flips of the crops.
         log_every: steps between log rows (the first and last steps are always logged).
         seed: seed of the crop sampler.
+        relativistic_mean: mean ``E d(.)`` of the relativistic losses over patch logits: ``"all"`` (BasicSR's,
+            the default) or ``"batch"`` (per position); :func:`asymlib.sr.losses.relativistic_mean`.
     """
 
     steps: int = 200
@@ -278,13 +280,19 @@ class AETrainConfig:
     flips: bool = True
     log_every: int = 10
     seed: int = 0
+    relativistic_mean: str = "all"
 
     def validate(self) -> None:
+        from ..sr.losses import MEAN_OVER_CHOICES
+
         for name in ("steps", "batch_size", "crop", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AETrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.d_lr <= 0:
             raise ConfigError("learning rates must be > 0")
+        if self.relativistic_mean not in MEAN_OVER_CHOICES:
+            raise ConfigError(f"AETrainConfig.relativistic_mean must be one of {list(MEAN_OVER_CHOICES)}, "
+                              f"got {self.relativistic_mean!r}")
 
 
 @dataclass
@@ -361,7 +369,7 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
         run: optional :class:`asymlib.runs.Run`; logged rows are appended to its ``log.jsonl``.
         progress: show a tqdm bar.
     """
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     from ..sr.losses import generator_loss, relativistic_discriminator_loss
 
@@ -397,7 +405,8 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
         with torch.enable_grad():
             x_hat = model(x)
             loss, terms = generator_loss(x_hat, x, lambda_rec=obj.rec, lambda_per=obj.perceptual,
-                                         lambda_adv=obj.adversarial, metric=metric, discriminator=discriminator)
+                                         lambda_adv=obj.adversarial, metric=metric, discriminator=discriminator,
+                                         mean_over=config.relativistic_mean)  # type: ignore[arg-type]
             grads = torch.autograd.grad(loss, g_params)
         for p, g in zip(g_params, grads):
             p.grad = g
@@ -407,7 +416,8 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
         if use_d:
             assert discriminator is not None and d_opt is not None
             with torch.enable_grad():
-                d_loss = relativistic_discriminator_loss(discriminator(x), discriminator(x_hat.detach()))
+                d_loss = relativistic_discriminator_loss(discriminator(x), discriminator(x_hat.detach()),
+                                                         config.relativistic_mean)  # type: ignore[arg-type]
                 d_grads = torch.autograd.grad(d_loss, d_params)
             for p, g in zip(d_params, d_grads):
                 p.grad = g

@@ -13,17 +13,20 @@ from .factory import (
 from .heads import (
     HEADS,
     PATCH_MAX_REDUCTION,
+    STAGE_RULES,
     FlattenLinearHead,
     PatchHead,
     VanillaHead,
     list_heads,
     register_head,
+    stage_by_rule,
 )
 
 __all__ = [
     "ESRGAN_VARIANTS",
     "HEADS",
     "PATCH_MAX_REDUCTION",
+    "STAGE_RULES",
     "Discriminator",
     "ESRGANVGGBody",
     "ESRGANVGGFeatures",
@@ -36,4 +39,5 @@ __all__ = [
     "read_backbone_export",
     "register_discriminator_backbone",
     "register_head",
+    "stage_by_rule",
 ]

@@ -4,12 +4,13 @@ The backbones are the :mod:`asymlib.backbones` feature extractors (``vgg16``, ``
 ``dinov2_vits14``, ``dinov2_vitb14`` or any timm name), built with random weights (paper
 footnote 3) and trainable, plus ESRGAN's VGG-style discriminator (``esrgan_vgg128``/``esrgan_vgg256``).
 
-Input and output (see :mod:`asymlib.discriminators.heads` for the stage each head reads):
+Input and output (both heads read the backbone's last map by default, so vanilla and patch discriminators
+of one backbone share every backbone parameter; see :mod:`asymlib.discriminators.heads`):
     (B, 3, H, W) float, nominally [0, 1] (SR outputs are passed unclamped, as in BasicSR)
     -> ``vanilla``: (B, 1) logits;  ``patch``: (B, 1, h, w) logits.
 
-Backbone parameters that cannot influence the logits (layers after the stage a head reads, a
-ViT's final norm, which ``forward_intermediates`` never applies) are found once at construction
+Backbone parameters that cannot influence the logits (a ViT's or Swin's final norm, which the feature
+maps never go through; with a non-default ``stage``, the layers after it) are found once at construction
 (one forward pass, then a walk of its autograd graph) and frozen (``requires_grad=False``):
 DistributedDataParallel then needs no ``find_unused_parameters``, and the export lists them as
 ``untrained_keys``. Their forward computation still runs (the backbone returns every map).
@@ -29,8 +30,9 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from ..atomic import atomic_torch_save
 from ..backbones import BACKBONE_EXPORT_FORMAT, create_feature_extractor, keys_signature, list_backbones, stage_index
 from ..errors import CheckpointError, ConfigError
+from ..state_dict_io import load_weights_into
 from .esrgan import ESRGAN_VARIANTS, build_esrgan_vgg
-from .heads import HeadFactory, get_head
+from .heads import HeadFactory, get_head, stage_by_rule
 
 __all__ = [
     "Discriminator",
@@ -57,10 +59,14 @@ def list_discriminator_backbones() -> list[str]:
     return sorted(set(list_backbones()) | set(_SPECIAL_BACKBONES))
 
 
-def _build_backbone(name: str, seed: int) -> tuple[nn.Module, dict[str, HeadFactory]]:
+def _build_backbone(name: str, seed: int, weights: str = "random") -> tuple[nn.Module, dict[str, HeadFactory]]:
+    """The backbone, randomly initialised (``weights="random"``) or from ImageNet (``"imagenet"``)."""
     if name in _SPECIAL_BACKBONES:
+        if weights != "random":
+            raise ConfigError(f"discriminator backbone {name!r} has no {weights!r} weights; use weights='random' "
+                              f"or a discriminator weights file")
         return _SPECIAL_BACKBONES[name](name, seed)
-    return create_feature_extractor(name, weights="random", seed=seed, trainable=True), {}
+    return create_feature_extractor(name, weights=weights, seed=seed, trainable=True), {}
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -254,10 +260,11 @@ def create_discriminator(
     spectral_norm: bool = False,
     seed: int = 0,
     *,
-    stage: int | None = None,
+    stage: int | str | None = None,
     hidden: int | None = None,
+    weights: str | Path = "random",
 ) -> Discriminator:
-    """Build a randomly initialised discriminator.
+    """Build a discriminator, randomly initialised (the default) or loaded from a weights file.
 
     Args:
         backbone: ``vgg16``, ``resnet50``, ``dinov2_vits14``, ``dinov2_vitb14``, any timm model name,
@@ -267,19 +274,37 @@ def create_discriminator(
         spectral_norm: wrap every trainable Conv2d/Linear weight (backbone and head) in spectral
             normalization (``torch.nn.utils.parametrizations.spectral_norm``, one power iteration).
         seed: seed of the backbone and head initialization.
-        stage: index of the backbone map the head reads (default: the head's rule: last map for
-            ``vanilla``, deepest map with stride <= 16 for ``patch``).
+        stage: the backbone map the head reads: an index (negative counts from the end), a rule of
+            :data:`asymlib.discriminators.heads.STAGE_RULES` (``"last"``; ``"stride16"``: the deepest map with
+            stride <= 16, e.g. ResNet-50's ``layer3``), or ``None``: the head's default, the last map for both
+            ``vanilla`` and ``patch``. Layers after the map read are frozen.
         hidden: width of the head's hidden layer (default: 256; 100 for ESRGAN's flatten head).
+        weights: ``"random"`` (paper footnote 3), ``"imagenet"`` (the backbone from ImageNet, as in
+            :func:`asymlib.backbones.create_feature_extractor`; the head stays random), or a discriminator
+            weights file read with ``torch.load(weights_only=True)``: a training run's ``discriminator.pt``
+            (``{"state_dict": ...}``) or a bare ``Discriminator.state_dict()``. The file must come from a
+            discriminator built with the same ``backbone``, ``head``, ``spectral_norm``, ``stage`` and ``hidden``.
 
     Raises:
         UnknownNameError: unknown backbone or head.
-        ConfigError: ``stage`` out of range.
+        ConfigError: ``stage`` out of range; ``"imagenet"`` for a backbone that has no such weights.
+        CheckpointError: ``weights`` file unreadable or not matching (the message names it).
+        WeightsUnavailableError: ``"imagenet"`` weights not in the local cache.
     """
     factory = get_head(head)  # unknown names fail before the backbone is built
-    features, head_overrides = _build_backbone(backbone, seed)
+    weights_str = str(weights)
+    is_file = weights_str not in ("random", "imagenet")
+    if is_file and not Path(weights_str).is_file():
+        raise CheckpointError(f"discriminator weights {weights_str!r}: not 'random', not 'imagenet' and no such file")
+    features, head_overrides = _build_backbone(backbone, seed, "random" if is_file else weights_str)
     factory = head_overrides.get(head, factory)
     head_cls = factory.func if isinstance(factory, functools.partial) else factory
-    stage = int(stage) if stage is not None else head_cls.select_stage(features.reductions)
+    if stage is None:
+        stage = head_cls.select_stage(features.reductions)
+    elif isinstance(stage, str):
+        stage = stage_by_rule(stage, features.reductions)
+    else:
+        stage = int(stage)
     n = len(features.channels)
     if not -n <= stage < n:
         raise ConfigError(f"stage {stage} out of range: backbone {backbone!r} has {n} feature maps")
@@ -287,10 +312,15 @@ def create_discriminator(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         head_module = factory(features.channels[stage], **kw)
-    return Discriminator(
+    disc = Discriminator(
         features, head_module, backbone_name=backbone, head_name=head, stage=stage,
         spectral_norm=spectral_norm, seed=seed,
     )
+    if is_file:
+        load_weights_into(disc, weights_str, keys=("state_dict",), what="discriminator weights",
+                          model_desc=f"backbone {backbone!r}, head {head!r}, stage {disc.stage}, "
+                                     f"spectral_norm={bool(spectral_norm)}")
+    return disc
 
 
 def read_backbone_export(path: str | Path) -> dict[str, Any]:
@@ -299,13 +329,10 @@ def read_backbone_export(path: str | Path) -> dict[str, Any]:
     Raises:
         CheckpointError: missing, unreadable, or not a backbone export; the message names the file.
     """
+    from ..torchfile import read_torch_file
+
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"backbone export not found: {p}")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, refused pickle, ...
-        raise CheckpointError(f"cannot read backbone export {p}: {type(exc).__name__}: {exc}") from exc
+    obj = read_torch_file(p, "backbone export")
     if not isinstance(obj, dict) or obj.get("format") != BACKBONE_EXPORT_FORMAT or "state_dict" not in obj:
         raise CheckpointError(f"{p} is not an asymlib backbone export (format {BACKBONE_EXPORT_FORMAT!r})")
     return obj

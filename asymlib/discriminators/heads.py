@@ -3,26 +3,37 @@
 * ``vanilla``: one global logit per image (paper footnote 1). Global average pooling of the
   *last* backbone map, then a two-layer MLP: ``(B, C, h, w) -> (B, 1)``.
 * ``patch``: a map of logits over local patches. A 3x3 conv + LeakyReLU + 1x1 conv on the
-  *deepest map whose stride is at most 16*: ``(B, C, h, w) -> (B, 1, h, w)``.
+  *same last backbone map*: ``(B, C, h, w) -> (B, 1, h, w)``.
 
-Why stride <= 16 for the patch head: it is the deepest map that still has a spatial grid of
-local predictions on the paper's 256x256 HR crops (16x16 logits); deeper stride-32 maps leave
-8x8 logits whose receptive field exceeds the crop. Resulting stages (theoretical receptive field
-of the head output, i.e. backbone RF plus the 3x3 head conv):
+Both heads read the last map by default, so the vanilla and patch discriminators of one backbone
+have the same backbone parameters (names and shapes), all of them trained (but a ViT's or Swin's
+final norm, which no feature map goes through and both heads leave frozen), and differ only in the
+head, as the paper states (Sec. 3.4: the patch discriminator changes "only the regression head").
+The logit grid is the last map's: stride 16 (VGG-16, CLIP ViT), 14 (DINOv2) or 32 (ResNet-50,
+ConvNeXt, Swin, ESRGAN). Theoretical receptive field of one patch logit (backbone RF plus the 3x3
+head conv, i.e. ``+ 2 * stride``; CNN values checked as the gradient support of the centre logit
+with BatchNorm scales and layer scales set to 1):
 
-==============  =======================  ======  =====================  ==============
-backbone        patch stage (index)      stride  receptive field        grid at 256 px
-==============  =======================  ======  =====================  ==============
-vgg16 (L2pool)  relu5_3 (4, last)        16      211 + 32 = 243 px      16 x 16
-resnet50        layer3 (3 of 0..4)       16      267 + 32 = 299 px      16 x 16
-dinov2_vit*14   block 11 (3, last)       14      global (attention)     19 x 19 (padded)
-esrgan_vgg128   stage 3 (3 of 0..4)      16      see esrgan.py          16 x 16
-==============  =======================  ======  =====================  ==============
+==============  ==================  ======  =================================  ================
+backbone        stage read (index)  stride  receptive field                    grid at 256 px
+==============  ==================  ======  =================================  ================
+vgg16 (L2pool)  relu5_3 (4, last)   16      211 + 32 = 243 px                  16 x 16
+resnet50        layer4 (4, last)    32      427 + 64 = 491 px                  8 x 8
+convnext_tiny   stage 3 (3, last)   32      1688 + 64 = 1752 px                8 x 8
+swin_t          stage 3 (3, last)   32      the whole crop (window attention)  8 x 8
+clip_vit_b16    block 11 (3, last)  16      global (attention)                 16 x 16
+dinov2_vit*14   block 11 (3, last)  14      global (attention)                 19 x 19 (padded)
+esrgan_vgg128   stage 4 (4, last)   32      156 + 64 = 220 px                  8 x 8
+esrgan_vgg256   stage 5 (5, last)   64      316 + 128 = 444 px                 4 x 4
+==============  ==================  ======  =================================  ================
 
-For VGG-16 and the DINOv2 ViTs the patch and vanilla discriminators therefore share the same
-backbone computation and differ only in the head, as in the paper (Sec. 3.4); for ResNet-50 the
-patch head reads ``layer3`` and ``layer4`` is left out of training (frozen, see
-:class:`asymlib.discriminators.Discriminator`). Override with ``create_discriminator(..., stage=i)``.
+Only for VGG-16 and ``esrgan_vgg128`` is that theoretical field smaller than a 256-pixel crop (the
+*effective* receptive field of a logit is much smaller than the theoretical one). A finer logit grid is an
+option, not the default: ``create_discriminator(..., stage=i)`` reads map ``i``, and
+``stage="stride16"`` (:data:`STAGE_RULES`) the deepest map with stride <= 16 (ResNet-50: ``layer3``,
+16 x 16 logits of RF 299 px at 256 px; ESRGAN: stage 3); the layers after that map then cannot
+affect the logits and are frozen (see :class:`asymlib.discriminators.Discriminator`).
+``asymlib.sr.config.DiscriminatorConfig.patch_stage`` selects the rule for SR training runs.
 """
 from __future__ import annotations
 
@@ -36,6 +47,7 @@ from ..errors import ConfigError, InputSizeError, UnknownNameError
 __all__ = [
     "HEADS",
     "PATCH_MAX_REDUCTION",
+    "STAGE_RULES",
     "FlattenLinearHead",
     "PatchHead",
     "VanillaHead",
@@ -43,6 +55,7 @@ __all__ = [
     "get_head",
     "list_heads",
     "register_head",
+    "stage_by_rule",
 ]
 
 PATCH_MAX_REDUCTION = 16
@@ -77,9 +90,8 @@ class PatchHead(nn.Module):
 
     @staticmethod
     def select_stage(reductions: Sequence[int]) -> int:
-        """Deepest map with stride <= 16 (the first map if every stride is larger)."""
-        ok = [i for i, r in enumerate(reductions) if r <= PATCH_MAX_REDUCTION]
-        return ok[-1] if ok else 0
+        """The last map, as the vanilla head (``stage="stride16"`` selects a finer one, :func:`stage_by_rule`)."""
+        return len(reductions) - 1
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.act(self.conv1(feat)))
@@ -128,6 +140,31 @@ def get_head(name: str) -> HeadFactory:
     if name not in HEADS:
         raise UnknownNameError(f"unknown discriminator head {name!r}; available: {list_heads()}")
     return HEADS[name]
+
+
+def _last_stage(reductions: Sequence[int]) -> int:
+    return len(reductions) - 1
+
+
+def _stride16_stage(reductions: Sequence[int]) -> int:
+    ok = [i for i, r in enumerate(reductions) if r <= PATCH_MAX_REDUCTION]
+    return ok[-1] if ok else 0
+
+
+# named rules choosing the backbone map a head reads: reductions (one stride per map) -> index
+STAGE_RULES: dict[str, Callable[[Sequence[int]], int]] = {"last": _last_stage, "stride16": _stride16_stage}
+
+
+def stage_by_rule(rule: str, reductions: Sequence[int]) -> int:
+    """Index of the map chosen by ``rule``: ``"last"`` (the last map, both heads' default) or ``"stride16"``
+    (the deepest map with stride <= :data:`PATCH_MAX_REDUCTION`, the first map if every stride is larger).
+
+    Raises:
+        ConfigError: unknown rule.
+    """
+    if rule not in STAGE_RULES:
+        raise ConfigError(f"unknown stage rule {rule!r}; use one of {sorted(STAGE_RULES)} or a map index")
+    return STAGE_RULES[rule](reductions)
 
 
 def default_stage(head: str, reductions: Sequence[int]) -> int:

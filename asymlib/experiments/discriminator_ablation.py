@@ -43,7 +43,9 @@ from ..pipeline.declare import discriminator_spec
 from ..pipeline.metric_runs import metric_source
 from ..pipeline.sr_runs import (BACKBONE_EXPORT_NAME, GRAD_NORMS_NAME, EvaluatorPool, score_runs,
                                 export_discriminator_backbone, list_gan_backbones)
+from ..errors import RunFileError
 from ..reporting import load_paper_table, ours_label, profile_banner
+from ..runs import _parse_log, read_csv_file
 from ..sr.config import SRStudyConfig
 
 __all__ = [
@@ -184,13 +186,18 @@ def _read_curve(run_dir: Path) -> pd.DataFrame:
     log_file = run_dir / "log.jsonl"
     if not log_file.is_file():
         return pd.DataFrame()
-    log = pd.read_json(log_file, lines=True)
+    try:
+        rows, _torn = _parse_log(log_file)  # a torn last line (writer killed mid-line) is skipped
+    except (OSError, ValueError) as exc:
+        raise RunFileError(f"{log_file}: cannot read the run's log ({exc}); delete the run's status.json to "
+                           f"recompute it") from exc
+    log = pd.DataFrame(rows)
     if log.empty:
         return log
     log = log.drop_duplicates("step", keep="last")  # a resumed run re-logs nothing, but be safe
     gn = run_dir / GRAD_NORMS_NAME
     if "grad_norm_g" not in log.columns and gn.is_file():
-        log = log.merge(pd.read_csv(gn), on="step", how="left")
+        log = log.merge(read_csv_file(gn), on="step", how="left")
     if {"d_real", "d_fake"} <= set(log.columns):
         log["d_gap"] = log["d_real"] - log["d_fake"]
     return log
@@ -378,7 +385,9 @@ def plot_training_dynamics(result: DiscriminatorStudyResult, head: str | None = 
     order = [_display_backbone(b) for b in result.config.backbones]
     fig, axes = plt.subplots(len(panels), len(order), figsize=(3.6 * len(order), 2.6 * len(panels)), squeeze=False,
                              sharex=True)
-    lams = sorted(set(result.config.sweep_lambda_adv))
+    # every lambda_3 in the curves: the sweep's and the Table 3 runs' (the paper's 5e-3 when a sweep leaves it out)
+    in_curves = cur["lambda_adv"].dropna().tolist() if len(cur) and "lambda_adv" in cur.columns else []
+    lams = sorted(set(result.config.sweep_lambda_adv) | set(in_curves))
     palette = dict(zip(lams, sns.color_palette("viridis", len(lams))))
     for j, disp in enumerate(order):
         sub = cur[cur["display"] == disp] if len(cur) else cur

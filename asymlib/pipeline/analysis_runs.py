@@ -6,6 +6,7 @@ The metric of a run carries the alpha/beta of the study's ``metric`` run when th
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ import torch
 from ..atomic import atomic_torch_save
 from ..provenance import provenance
 from ..runs import Run
+from ..torchfile import read_torch_file
 from .execute import StudyContext, register_executor
 from .graph import RunSpec
 from .metric_runs import metric_source, run_metric
@@ -36,7 +38,7 @@ def analysis_metric(ctx: StudyContext, spec: RunSpec) -> tuple[torch.nn.Module, 
 
 
 def load_result(ctx: StudyContext, key: str) -> dict[str, Any]:
-    return torch.load(ctx.graph[key].path(ctx.output_dir) / RESULT_FILE, weights_only=True)
+    return read_torch_file(ctx.graph[key].path(ctx.output_dir) / RESULT_FILE, "analysis result", expect_dict=True)
 
 
 def ae_train_config(ctx: StudyContext) -> Any:
@@ -87,6 +89,7 @@ def _train_autoencoder(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
     from ..analysis import create_autoencoder, fit_image, get_objective, reconstruct, train_autoencoder
     from ..data.corpus import embedded_images
     from ..discriminators import create_discriminator
+    from ..sr.losses import DEFAULT_MEAN_OVER
 
     idt, cfg = spec.identity, ctx.profile.figures
     obj = get_objective(idt["objective"])
@@ -95,10 +98,14 @@ def _train_autoencoder(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
                          run_key=spec.key))
     originals = {k: fit_image(v, cfg.ae_crop * 2) for k, v in embedded_images(list(cfg.ae_images)).items()}
     model = create_autoencoder(idt["preset"], seed=ctx.profile.seed)
-    disc = (create_discriminator(idt["discriminator"], idt["head"], seed=ctx.profile.seed)
+    # patch_stage / relativistic_mean are in the identity where they matter (declare.discriminator_identity)
+    disc = (create_discriminator(idt["discriminator"], idt["head"], seed=ctx.profile.seed,
+                                 stage=idt.get("patch_stage") if idt["head"] == "patch" else None)
             if obj.needs_discriminator else None)
+    train_cfg = dataclasses.replace(ae_train_config(ctx),
+                                    relativistic_mean=idt.get("relativistic_mean", DEFAULT_MEAN_OVER))
     res = train_autoencoder(model, originals, idt["objective"], metric=metric, discriminator=disc,
-                            config=ae_train_config(ctx), progress=ctx.progress)
+                            config=train_cfg, progress=ctx.progress)
     rec = reconstruct(res.model, originals)
     _save(run, {"names": list(rec), "images": torch.stack(list(rec.values())),
                            "log": {c: res.log[c].astype(float).tolist() for c in res.log.columns}})

@@ -6,6 +6,7 @@ function adds a notebook's runs to a graph.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..config import DiscriminatorStudyConfig, Profile
@@ -17,7 +18,7 @@ from .graph import (METRIC_EXECUTION_FIELDS, NR_EXECUTION_FIELDS, SR_EXECUTION_F
 __all__ = ["metric_train_spec", "metric_eval_spec", "stage1_spec", "stage2_spec", "calibration_spec",
            "sr_eval_spec", "discriminator_spec", "nr_spec", "declare_metrics", "declare_sr",
            "declare_discriminators", "declare_gan_init", "declare_analysis", "analysis_spec", "gan_source_spec",
-           "metric_weights_label",
+           "metric_weights_label", "discriminator_identity",
            "ADV_SETTING", "BASE_SETTING"]
 
 ADV_SETTING, BASE_SETTING = "rec+perceptual+adv", "rec+perceptual"
@@ -25,6 +26,32 @@ ADV_SETTING, BASE_SETTING = "rec+perceptual+adv", "rec+perceptual"
 
 def _strip(cfg: Any, drop: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in to_jsonable(cfg).items() if k not in drop}
+
+
+def discriminator_identity(dc: DiscriminatorConfig, adversarial: bool) -> dict[str, Any]:
+    """``dc`` as it enters a run's identity.
+
+    ``patch_stage`` and ``relativistic_mean`` were added to :class:`~asymlib.sr.config.DiscriminatorConfig` when
+    the patch head moved from the deepest stride-16 map to the last map and the relativistic mean from the
+    per-position batch mean to BasicSR's mean over all elements. Each enters only where it can change the
+    result: ``relativistic_mean`` in an adversarial run whose head is not ``vanilla`` (a global logit's batch
+    mean is the mean of all its elements), ``patch_stage`` in an adversarial ``patch`` run. So runs with a
+    patch discriminator get new keys, while runs without a discriminator (stage 1, L1/perceptual) and runs
+    with a vanilla head keep theirs.
+    """
+    out = to_jsonable(dc)
+    if not (adversarial and dc.head == "patch"):
+        out.pop("patch_stage", None)
+    if not (adversarial and dc.head != "vanilla"):
+        out.pop("relativistic_mean", None)
+    return out
+
+
+def _train_identity(cfg: SRTrainConfig) -> dict[str, Any]:
+    """An SR training configuration as it enters a run's identity (execution fields left out)."""
+    out = _strip(cfg, SR_EXECUTION_FIELDS)
+    out["discriminator"] = discriminator_identity(cfg.discriminator, cfg.adversarial)
+    return out
 
 
 def _uses_synthetic(profile: Profile) -> bool:
@@ -94,7 +121,7 @@ def _sr_base(profile: Profile, cfg: SRStudyConfig) -> dict[str, Any]:
 def stage1_spec(profile: Profile, notebooks: tuple[str, ...] = ("02",)) -> RunSpec:
     """L1-only pre-training of the generator."""
     cfg = profile.sr
-    identity = {**_sr_base(profile, cfg), "stage": "stage1", "train": _strip(cfg.stage1, SR_EXECUTION_FIELDS)}
+    identity = {**_sr_base(profile, cfg), "stage": "stage1", "train": _train_identity(cfg.stage1)}
     return RunSpec("sr", "sr_train", "stage1-l1", identity, (), notebooks, iterations=cfg.stage1.iterations,
                    cost="sr_stage1", params={"train": cfg.stage1, "label": "stage1 (L1)", "stage": "stage1"})
 
@@ -113,7 +140,7 @@ def stage2_spec(profile: Profile, graph: RunGraph, setting: str, metric: str, tr
         deps.append(graph.add(metric_train_spec(profile, metric, notebooks=notebooks)))
     identity = {**_sr_base(profile, cfg), "stage": "stage2", "metric": metric,
                 "metric_weights": metric_weights_label(metric, profile), "alpha_beta": cfg.alpha_beta,
-                "train": _strip(tcfg, SR_EXECUTION_FIELDS), "train_seed": seed}
+                "train": _train_identity(tcfg), "train_seed": seed}
     display = get_metric_preset(metric).display
     return RunSpec("sr", "sr_train", name or f"{setting}-{metric}", identity, tuple(deps), notebooks,
                    iterations=tcfg.iterations, cost="sr_stage2_adv" if tcfg.adversarial else "sr_stage2",
@@ -175,8 +202,9 @@ def discriminator_spec(profile: Profile, graph: RunGraph, head: str, backbone: s
         tcfg = tcfg.replace(**dict(dcfg.train_overrides))
     name = f"{setting}-{dcfg.metric}"
     if adversarial:
-        disc = DiscriminatorConfig(backbone=str(backbone), head=head, spectral_norm=dcfg.spectral_norm,
-                                   lr=profile.sr.stage2.discriminator.lr)
+        # the profile's discriminator settings (lr, patch_stage, relativistic_mean) with this cell's network
+        disc = dataclasses.replace(profile.sr.stage2.discriminator, backbone=str(backbone), head=head,
+                                   spectral_norm=dcfg.spectral_norm)
         tcfg = tcfg.replace(lambda_adv=float(lambda_adv), discriminator=disc)
         default = get_setting(ADV_SETTING).apply(profile.sr.stage2)
         if tcfg != default or seed != profile.seed:
@@ -286,5 +314,9 @@ def declare_analysis(graph: RunGraph) -> None:
                     "discriminator": cfg.ae_discriminator if obj.needs_discriminator else None,
                     "head": cfg.featuremap_head if obj.needs_discriminator else None,
                     "discriminator_weights": "random" if obj.needs_discriminator else None}
+        if obj.needs_discriminator:  # the library's patch_stage / relativistic_mean, where they matter
+            ae_disc = DiscriminatorConfig(backbone=cfg.ae_discriminator, head=cfg.featuremap_head)
+            identity.update({k: v for k, v in discriminator_identity(ae_disc, True).items()
+                             if k in ("patch_stage", "relativistic_mean")})
         graph.add(analysis_spec(profile, graph, "autoencoder", f"autoencoder-{objective}", identity,
                                 cfg.ae_metric if obj.needs_metric else None))

@@ -25,7 +25,8 @@ from ..errors import CheckpointError, DatasetError, WeightsUnavailableError
 from ..imageio import load_image, save_image
 from ..metrics.registry import get_metric_preset
 from ..provenance import provenance
-from ..runs import Run
+from ..runs import Run, read_csv_file, read_json_file
+from ..torchfile import read_torch_file
 from ..sr.config import SRStudyConfig
 from ..sr.evaluators import (Evaluator, EvaluatorStatus, Rescaling, calibrate, create_evaluator, evaluator_status,
                              get_evaluator_spec, koniq_calibration_set, score_images, synthetic_calibration_set)
@@ -177,7 +178,8 @@ class _GradNormRecorder:
 
 
 
-_EXPORT_MODELS: dict[tuple[str, str, bool, int], torch.nn.Module] = {}  # built discriminators, reused by exports
+# built discriminators, reused by exports: (backbone, head, spectral_norm, seed, stage) -> model
+_EXPORT_MODELS: dict[tuple[str, str, bool, int, str | None], torch.nn.Module] = {}
 
 
 def export_discriminator_backbone(run_dir: str | Path, metadata: Mapping[str, Any] | None = None,
@@ -199,15 +201,17 @@ def export_discriminator_backbone(run_dir: str | Path, metadata: Mapping[str, An
     out = run_dir / BACKBONE_EXPORT_NAME
     if out.is_file() and (run_dir / "discriminator_backbone.json").is_file() and not overwrite:
         return out
-    record = json.loads((run_dir / "config.json").read_text())
+    record = read_json_file(run_dir / "config.json")
     cfg = record.get("identity", record)
     tcfg = cfg.get("train", {})
     if not tcfg.get("lambda_adv"):
         return None
-    status = json.loads((run_dir / "status.json").read_text()) if (run_dir / "status.json").is_file() else {}
+    status = read_json_file(run_dir / "status.json") if (run_dir / "status.json").is_file() else {}
     state, step, source = None, None, None
     if (run_dir / "discriminator.pt").is_file():
-        obj = torch.load(run_dir / "discriminator.pt", map_location="cpu", weights_only=True)
+        obj = read_torch_file(run_dir / "discriminator.pt", "discriminator weights", expect_dict=True)
+        if not isinstance(obj.get("state_dict"), dict):
+            raise CheckpointError(f"discriminator weights {run_dir / 'discriminator.pt'} hold no 'state_dict'")
         state, step, source = obj["state_dict"], int(obj.get("step", status.get("step", 0))), "discriminator.pt"
     elif (run_dir / "checkpoint.pt").is_file():
         from ..sr.trainer import load_checkpoint
@@ -219,8 +223,11 @@ def export_discriminator_backbone(run_dir: str | Path, metadata: Mapping[str, An
         return None
     dc = tcfg.get("discriminator", {})
     seed = int(cfg.get("train_seed", cfg.get("seed", 0)))
-    key = (dc.get("backbone", "vgg16"), dc.get("head", "vanilla"), bool(dc.get("spectral_norm", False)), seed)
-    disc = _EXPORT_MODELS.pop(key, None) or create_discriminator(key[0], key[1], spectral_norm=key[2], seed=seed)
+    # a patch run recorded before DiscriminatorConfig.patch_stage existed read the deepest stride-16 map
+    stage = dc.get("patch_stage", "stride16") if dc.get("head", "vanilla") == "patch" else None
+    key = (dc.get("backbone", "vgg16"), dc.get("head", "vanilla"), bool(dc.get("spectral_norm", False)), seed, stage)
+    disc = _EXPORT_MODELS.pop(key, None) or create_discriminator(key[0], key[1], spectral_norm=key[2], seed=seed,
+                                                                 stage=stage)
     try:
         disc.load_state_dict(state)
     except RuntimeError as exc:
@@ -255,7 +262,7 @@ def list_gan_backbones(runs_dir: str | Path, include_collapsed: bool = True) -> 
         pt = meta_file.with_suffix(".pt")
         if not pt.is_file():
             continue
-        m = json.loads(meta_file.read_text())
+        m = read_json_file(meta_file)
         if not include_collapsed and m.get("status") != "finished":
             continue
         rows.append({"backbone": m["backbone"], "head": m["head"], "lambda3": float(m["lambda_adv"]),
@@ -417,7 +424,7 @@ def score_outputs(ctx: StudyContext, eval_key: str, pool: EvaluatorPool,
     Returns ``evaluator, image, raw`` rows; each evaluator's scores are cached in ``<run>/scores/<name>.csv``.
     """
     path = ctx.graph[eval_key].path(ctx.output_dir)
-    names = pd.read_csv(path / "results.csv")["image"].astype(str).tolist()
+    names = read_csv_file(path / "results.csv", dtype={"image": str})["image"].astype(str).tolist()
     frames = []
     for ev_name in (pool.available if evaluators is None else evaluators):
         cache = path / "scores" / f"{ev_name}.csv"
@@ -428,7 +435,7 @@ def score_outputs(ctx: StudyContext, eval_key: str, pool: EvaluatorPool,
             raw = score_images(ev, imgs, refs, batch_size=ctx.profile.sr.eval_batch_size)
             atomic_write_csv(pd.DataFrame({"evaluator": ev_name, "image": names, "raw": [float(r) for r in raw]}),
                              cache)
-        frames.append(pd.read_csv(cache, dtype={"image": str}))
+        frames.append(read_csv_file(cache, dtype={"image": str}))
     if not frames:
         return pd.DataFrame(columns=["evaluator", "image", "raw"])
     return pd.concat(frames, ignore_index=True)

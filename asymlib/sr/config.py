@@ -37,20 +37,48 @@ PAPER_LAMBDAS = (1e-2, 1.0, 5e-3)  # lambda_1 (rec), lambda_2 (per), lambda_3 (a
 STAGE1_LAMBDAS = (1.0, 0.0, 0.0)  # stage 1: L1 only
 
 
+PATCH_STAGE_CHOICES = ("last", "stride16")
+RELATIVISTIC_MEAN_CHOICES = ("all", "batch")
+
+
 @dataclass(frozen=True)
 class DiscriminatorConfig:
     """Discriminator of the adversarial term: :func:`asymlib.discriminators.create_discriminator` arguments.
 
-    ``lr=None`` uses the generator's learning rate and schedule (the paper states one learning rate).
+    Attributes:
+        backbone, head, spectral_norm: the discriminator.
+        lr: its learning rate; ``None`` uses the generator's rate and schedule (the paper states one rate).
+        patch_stage: the backbone map a ``patch`` head reads: ``"last"`` (the vanilla head's map, so the two
+            heads differ only in the head, paper Sec. 3.4) or ``"stride16"`` (the deepest map with stride <= 16,
+            e.g. ResNet-50's ``layer3``; :data:`asymlib.discriminators.STAGE_RULES`). Ignored by other heads.
+        relativistic_mean: the mean ``E d(.)`` of the relativistic loss over patch logits: ``"all"`` (batch and
+            positions, BasicSR's, which the paper's numbers assume) or ``"batch"`` (per position);
+            :func:`asymlib.sr.losses.relativistic_mean`. Global logits give the same result with either.
+
+    ``patch_stage`` and ``relativistic_mean`` enter a run's identity only where they can change its result
+    (:func:`asymlib.pipeline.declare.discriminator_identity`).
     """
 
     backbone: str = "vgg16"
     head: str = "vanilla"
     spectral_norm: bool = False
     lr: float | None = None
+    patch_stage: str = "last"
+    relativistic_mean: str = "all"
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.patch_stage not in PATCH_STAGE_CHOICES:
+            raise ConfigError(f"DiscriminatorConfig.patch_stage must be one of {list(PATCH_STAGE_CHOICES)}, "
+                              f"got {self.patch_stage!r}")
+        if self.relativistic_mean not in RELATIVISTIC_MEAN_CHOICES:
+            raise ConfigError(f"DiscriminatorConfig.relativistic_mean must be one of "
+                              f"{list(RELATIVISTIC_MEAN_CHOICES)}, got {self.relativistic_mean!r}")
+
+    @property
+    def stage(self) -> str | None:
+        """``create_discriminator``'s ``stage`` argument: ``patch_stage`` for a patch head, else the head's default."""
+        return self.patch_stage if self.head == "patch" else None
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ The factor 0.5 follows BasicSR's ESRGAN model (Eq. 4-5 as printed have none); sc
 accordingly when comparing loss weights with the paper.
 
 Logit shapes: ``(B, 1)`` / ``(B,)`` for a vanilla (global) discriminator or ``(B, 1, h, w)`` for a
-patch discriminator. The relativistic mean ``E d(.)`` is taken over the **batch only, per
-position** by default (``mean_over="batch"``): each patch logit is compared with the average logit
-of the other kind at the same map position, which is exactly Eq. 6 when every position is seen as
-its own discriminator; for global logits it is the plain mini-batch mean. ``mean_over="all"``
-averages over the batch *and* the map (BasicSR's ``torch.mean(pred)``). The BCE terms are then
-averaged over all elements (batch and map).
+patch discriminator. The relativistic mean ``E d(.)`` is by default (``mean_over="all"``,
+:data:`DEFAULT_MEAN_OVER`) taken over **all elements, batch and map positions**, as BasicSR's ESRGAN
+model computes it (``torch.mean(fake_pred)``, a scalar); the paper follows that lineage, so its numbers
+assume this mean. ``mean_over="batch"`` is the per-position alternative: each patch logit is compared
+with the mini-batch average of the other kind at the same map position (Eq. 6 with every position seen
+as its own discriminator). For global logits (one per image) both are the same mini-batch mean. The
+BCE terms are then averaged over all elements (batch and map).
 
 Gradient routing for the discriminator follows BasicSR: the real term gets no gradient through
 ``E d(f)`` and the fake term none through ``E d(r)``. The split form
@@ -38,9 +39,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, InputSizeError, UnknownNameError
+from ..inputcheck import generator_output
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
+    "DEFAULT_MEAN_OVER",
+    "MEAN_OVER_CHOICES",
     "generator_loss",
     "get_adversarial_loss",
     "relativistic_discriminator_loss",
@@ -50,16 +54,25 @@ __all__ = [
     "relativistic_mean",
 ]
 
-MeanOver = Literal["batch", "all"]
+MeanOver = Literal["all", "batch"]
+MEAN_OVER_CHOICES: tuple[str, ...] = ("all", "batch")
+DEFAULT_MEAN_OVER: MeanOver = "all"  # BasicSR's torch.mean(pred): what the paper's numbers assume
 
 
-def relativistic_mean(logits: torch.Tensor, mean_over: MeanOver = "batch") -> torch.Tensor:
-    """``E[d(.)]`` broadcastable against ``logits``: (1, ...) per-position batch mean, or a scalar."""
-    if mean_over == "batch":
+def relativistic_mean(logits: torch.Tensor, mean_over: MeanOver = DEFAULT_MEAN_OVER) -> torch.Tensor:
+    """``E[d(.)]`` of ``logits`` ``(B, ...)``, broadcastable against them.
+
+    ``"all"`` (default, BasicSR): the mean of every element, a 0-d tensor. ``"batch"``: the per-position
+    mini-batch mean, ``(1, ...)``. With one logit per image (``(B,)``, ``(B, 1)``) both are the same mean and
+    are computed the same way (over dim 0), so the two options give bit-identical results there.
+    """
+    if mean_over not in MEAN_OVER_CHOICES:
+        raise ConfigError(f"mean_over must be one of {list(MEAN_OVER_CHOICES)}, got {mean_over!r}")
+    if logits.dim() == 0:
+        raise InputSizeError("relativistic_mean needs logits with a batch dimension, got a 0-d tensor")
+    if mean_over == "batch" or logits[0].numel() == 1:
         return logits.mean(dim=0, keepdim=True)
-    if mean_over == "all":
-        return logits.mean()
-    raise ConfigError(f"mean_over must be 'batch' or 'all', got {mean_over!r}")
+    return logits.mean()
 
 
 def _check_pair(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:
@@ -75,7 +88,7 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 
 def relativistic_generator_loss(
-    real_logits: torch.Tensor, fake_logits: torch.Tensor, mean_over: MeanOver = "batch"
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, mean_over: MeanOver = DEFAULT_MEAN_OVER
 ) -> torch.Tensor:
     """Generator loss (Eq. 4), a scalar. Gradients flow into ``fake_logits`` through both terms.
 
@@ -88,7 +101,7 @@ def relativistic_generator_loss(
 
 
 def relativistic_discriminator_loss_real(
-    real_logits: torch.Tensor, fake_logits: torch.Tensor, mean_over: MeanOver = "batch"
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, mean_over: MeanOver = DEFAULT_MEAN_OVER
 ) -> torch.Tensor:
     """Real half of Eq. 5: ``0.5 * BCE(d(r) - E d(f).detach(), 1)``; backward through ``real_logits`` only."""
     _check_pair(real_logits, fake_logits)
@@ -96,7 +109,7 @@ def relativistic_discriminator_loss_real(
 
 
 def relativistic_discriminator_loss_fake(
-    fake_logits: torch.Tensor, real_logits: torch.Tensor, mean_over: MeanOver = "batch"
+    fake_logits: torch.Tensor, real_logits: torch.Tensor, mean_over: MeanOver = DEFAULT_MEAN_OVER
 ) -> torch.Tensor:
     """Fake half of Eq. 5: ``0.5 * BCE(d(f) - E d(r).detach(), 0)``; backward through ``fake_logits`` only.
 
@@ -108,7 +121,7 @@ def relativistic_discriminator_loss_fake(
 
 
 def relativistic_discriminator_loss(
-    real_logits: torch.Tensor, fake_logits: torch.Tensor, mean_over: MeanOver = "batch"
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, mean_over: MeanOver = DEFAULT_MEAN_OVER
 ) -> torch.Tensor:
     """Discriminator loss (Eq. 5), a scalar: sum of the real and fake halves (one backward pass)."""
     return relativistic_discriminator_loss_real(real_logits, fake_logits, mean_over) + (
@@ -126,6 +139,7 @@ def generator_loss(
     metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     discriminator: Callable[[torch.Tensor], torch.Tensor] | None = None,
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    mean_over: MeanOver = DEFAULT_MEAN_OVER,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The generator objective of Eq. 1 on one batch::
 
@@ -143,6 +157,8 @@ def generator_loss(
             parameters frozen by the caller; needed when ``lambda_adv > 0``.
         autocast: context factory the metric and discriminator forward passes run under (e.g. bf16
             autocast on CUDA); the L1 term and the weighted sum are computed in float32 outside it.
+        mean_over: the relativistic mean of the adversarial term (:func:`relativistic_mean`; default BasicSR's
+            mean over all elements).
 
     Returns:
         ``(total, terms)``: the 0-d float32 objective and the unweighted terms with the names the trainer logs:
@@ -151,6 +167,8 @@ def generator_loss(
 
     Raises:
         ConfigError: a weighted perceptual or adversarial term without its metric or discriminator.
+        InputError: (from the metric) ``hr`` outside the metric input contract, or a NaN/Inf in ``sr``; ``sr``'s
+            range is not checked (:func:`asymlib.inputcheck.generator_output`).
     """
     if lambda_per > 0 and metric is None:
         raise ConfigError(f"lambda_per={lambda_per} but no perceptual metric was given")
@@ -163,14 +181,14 @@ def generator_loss(
         terms["l_rec"] = F.l1_loss(sr32, hr)
         total = total + lambda_rec * terms["l_rec"]
     if lambda_per > 0:
-        with autocast():
+        with autocast(), generator_output():  # sr may leave [0, 1] (see asymlib.inputcheck); NaN/Inf still raise
             terms["l_per"] = metric(sr, hr).float().mean()  # type: ignore[misc]
         total = total + lambda_per * terms["l_per"]
     if lambda_adv > 0:
         with autocast():
             real_ref = discriminator(hr).detach()  # type: ignore[misc]
             fake_g = discriminator(sr)  # type: ignore[misc]
-        terms["l_g_adv"] = relativistic_generator_loss(real_ref.float(), fake_g.float())
+        terms["l_g_adv"] = relativistic_generator_loss(real_ref.float(), fake_g.float(), mean_over)
         total = total + lambda_adv * terms["l_g_adv"]
     terms["l_total"] = total
     return total, terms
