@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import CheckpointError, ConfigError, InputSizeError, UnknownNameError, WeightsUnavailableError
+from .torchfile import read_torch_file
 
 __all__ = [
     "BackboneSpec",
@@ -61,6 +62,8 @@ class BackboneSpec:
         indices: which intermediates to return (int = last n, sequence = block indices; None = all stages).
         timm_kwargs: extra ``timm.create_model`` arguments (e.g. dynamic image size for ViTs).
         min_size: smallest input side accepted, in pixels.
+        input_multiple: inputs whose sides are not multiples of this are zero-padded at the bottom/right (after
+            normalization) before the model, as timm's ``dynamic_img_pad`` does for ViTs; 1 = as given.
     """
 
     name: str
@@ -70,6 +73,7 @@ class BackboneSpec:
     indices: int | tuple[int, ...] | None = None
     timm_kwargs: Mapping[str, Any] = field(default_factory=dict)
     min_size: int = 64
+    input_multiple: int = 1
 
 
 _BACKBONES: dict[str, BackboneSpec] = {}
@@ -80,19 +84,21 @@ def register_backbone(spec: BackboneSpec) -> BackboneSpec:
     return spec
 
 
-_VIT_KW = {"dynamic_img_size": True}
+# Any input size: position embeddings interpolated, and images whose sides are not multiples of the patch size
+# padded (the paper's benchmarks hold full images of sizes such as 500x333).
+_VIT_KW = {"dynamic_img_size": True, "dynamic_img_pad": True}
 for _spec in (
     BackboneSpec("vgg16", "vgg16.tv_in1k", "VGG-16", kind="vgg_l2pool"),
     BackboneSpec("resnet50", "resnet50.tv_in1k", "ResNet-50", indices=5),
     BackboneSpec("convnext_tiny", "convnext_tiny.fb_in1k", "ConvNeXt", indices=4),
     BackboneSpec("swin_t", "swin_tiny_patch4_window7_224.ms_in1k", "Swin-T", indices=4,
-                 timm_kwargs={"strict_img_size": False}),
+                 timm_kwargs={"strict_img_size": False}, input_multiple=4),  # Swin has no dynamic_img_pad
     BackboneSpec("clip_vit_b16", "vit_base_patch16_clip_224.openai", "CLIP-ViT", indices=(2, 5, 8, 11),
                  timm_kwargs=_VIT_KW),
     BackboneSpec("dinov2_vits14", "vit_small_patch14_dinov2.lvd142m", "DINOv2 ViT-S/14", indices=(2, 5, 8, 11),
-                 timm_kwargs={**_VIT_KW, "dynamic_img_pad": True}),
+                 timm_kwargs=_VIT_KW),
     BackboneSpec("dinov2_vitb14", "vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14", indices=(2, 5, 8, 11),
-                 timm_kwargs={**_VIT_KW, "dynamic_img_pad": True}),
+                 timm_kwargs=_VIT_KW),
 ):
     register_backbone(_spec)
 
@@ -233,8 +239,9 @@ class _VGGL2PoolBody(nn.Module):
 class _TimmIntermediatesBody(nn.Module):
     """Any timm model through ``forward_intermediates`` (NCHW maps; ViT tokens reshaped to a grid)."""
 
-    def __init__(self, model: nn.Module, indices: int | tuple[int, ...] | None):
+    def __init__(self, model: nn.Module, indices: int | tuple[int, ...] | None, input_multiple: int = 1):
         super().__init__()
+        self.input_multiple = input_multiple
         n_stages = len(getattr(model, "feature_info", [])) or None
         if indices is None:
             indices = n_stages
@@ -252,6 +259,9 @@ class _TimmIntermediatesBody(nn.Module):
         self.reductions = [round(224 / p.shape[-1]) for p in probe]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        m = self.input_multiple
+        if m > 1 and (x.shape[-2] % m or x.shape[-1] % m):
+            x = F.pad(x, (0, -x.shape[-1] % m, 0, -x.shape[-2] % m))
         return list(
             self.model.forward_intermediates(x, indices=self.indices, intermediates_only=True, output_fmt="NCHW")
         )
@@ -362,17 +372,17 @@ def load_checkpoint_state_dict(path: str | Path) -> dict[str, Any]:
         CheckpointError: missing, unreadable or not a state dict; the message names the file.
     """
     p = Path(path)
-    if not p.is_file():
+    if p.suffix != ".safetensors":
+        obj: Any = read_torch_file(p, "checkpoint")
+    elif not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
-    try:
-        if p.suffix == ".safetensors":
+    else:
+        try:
             from safetensors.torch import load_file
 
-            obj: Any = load_file(str(p))
-        else:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt zip, pickle refused by weights_only, truncated file...
-        raise CheckpointError(f"cannot read checkpoint {p}: {type(exc).__name__}: {exc}") from exc
+            obj = load_file(str(p))
+        except Exception as exc:  # truncated or foreign file
+            raise CheckpointError(f"checkpoint {p} is corrupt or unreadable ({type(exc).__name__}: {exc})") from exc
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {p} holds a {type(obj).__name__}, not a state dict")
     return obj
@@ -493,7 +503,7 @@ def _build_body(spec: BackboneSpec) -> tuple[nn.Module, tuple[float, ...], tuple
     model = timm.create_model(spec.timm_name, pretrained=False, **dict(spec.timm_kwargs))
     cfg = model.pretrained_cfg
     mean, std = tuple(cfg.get("mean", _IMAGENET_MEAN)), tuple(cfg.get("std", _IMAGENET_STD))
-    return _TimmIntermediatesBody(model, spec.indices), mean, std
+    return _TimmIntermediatesBody(model, spec.indices, spec.input_multiple), mean, std
 
 
 def create_feature_extractor(

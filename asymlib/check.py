@@ -30,8 +30,8 @@ DATASET_SOURCES = {
              "(see asymlib.iqa.datasets.Liu13FR)",
     "ma17": "Ma17 super-resolution quality database (Ma et al., 2017): a dist_img,ref_img,score table "
             "(see asymlib.iqa.datasets.Ma17FR)",
-    "tqd": "TQD texture quality database (Ding et al., 2020, the DISTS repository): a dist_img,ref_img,score "
-           "table (see asymlib.iqa.datasets.TQDFR)",
+    "tqd": "TQD texture quality database (Ding et al., 2020, DISTS): unpack so that tqd/TQD_mos.txt and "
+           "tqd/images/ exist",
     "koniq10k": "KonIQ-10k (Hosu et al., 2020), database.mmsp-kn.de/koniq-10k-database.html: "
                 "koniq10k/koniq10k_scores_and_distributions.csv and the 1024x768 images",
     "div2k": "DIV2K (Agustsson and Timofte, 2017), data.vision.ee.ethz.ch/cvl/DIV2K: DIV2K_train_HR/ and "

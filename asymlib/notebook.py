@@ -61,8 +61,11 @@ class NotebookContext:
 
 def setup_notebook(profile: str = "smoke", output_dir: str | None = None, figures_dir: str | None = None,
                    overrides: dict[str, Any] | None = None, seed: int | None = None,
-                   train_missing: bool | None = None) -> NotebookContext:
-    """Profile with (dotted) overrides whose value is not None; folders default to the study's defaults.
+                   train_missing: bool | None = None, parameters: dict[str, Any] | None = None
+                   ) -> NotebookContext:
+    """The profile with its (dotted) ``overrides`` (``python -m asymlib.study --set/--config``), then the
+    notebook's own shortcut ``parameters`` (``{"sr.stage2.iterations": iterations, ...}``) that are not None;
+    a shortcut left at None never hides an override of the same setting. Folders default to the study's.
 
     ``train_missing=None`` trains missing runs inline in the smoke profile only; other profiles render what is
     finished and list the pending runs with the command that trains them (``python -m asymlib.runs train``).
@@ -70,6 +73,7 @@ def setup_notebook(profile: str = "smoke", output_dir: str | None = None, figure
     from .study import REPO_ROOT
 
     ov = {k: v for k, v in (overrides or {}).items() if v is not None}
+    ov.update({k: v for k, v in (parameters or {}).items() if v is not None})
     if seed is not None:
         ov["seed"] = seed
     prof = get_profile(profile, **ov)

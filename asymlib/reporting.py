@@ -41,9 +41,14 @@ def ours_label(profile: str) -> str:
 
 def profile_banner(profile: str, weights: str, extra: str = "") -> str:
     """One line saying how numbers were produced; smoke results say loudly that they are not the paper's."""
+    from .rehearsal import is_rehearsal_data
+
     if profile == "smoke":
         text = (f"SMOKE PROFILE: {weights} backbone weights, embedded corpus, tiny schedules. "
                 f"Numbers check the pipeline; they are NOT comparable to the paper.")
+    elif is_rehearsal_data():
+        text = (f"{profile} profile, rehearsal fixtures: miniature datasets and stand-in random weights, shrunk "
+                f"schedules. Numbers check the pipeline; they mean nothing.")
     else:
         text = f"{profile} profile, {weights} backbone weights."
     return f"{text} {extra}".strip()

@@ -85,7 +85,9 @@ def run_study(profile: str, output: Path, figures: Path, only: list[str] | None 
         _require_evaluators(get_profile(profile, **overrides), "sr.evaluators" in overrides)
     summary = []
     echo = _ProgressEcho(profile, output, [nb.name[:2] for nb in notebooks], overrides)
-    os.environ["ASYMLIB_PROGRESS"] = "0"  # the kernels keep one line per run, not progress bars
+    # the kernels keep one line per run, not progress bars (TQDM_DISABLE also reaches bars inside the library,
+    # HF_HUB_DISABLE_PROGRESS_BARS those of transformers when an evaluator loads)
+    os.environ.update(ASYMLIB_PROGRESS="0", TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
     try:
         with echo:
             for nb in notebooks:

@@ -175,12 +175,34 @@ def test_koniq_scores_and_column_choice(tmp_path):
 
 @pytest.mark.parametrize("name,table", [("liu13", "liu13.csv"), ("ma17", "ma17.csv"), ("tqd", "tqd.csv")])
 def test_pair_table_readers(tmp_path, name, table):
-    ds = create_fr_dataset(name, _make_pair_table(tmp_path, table))
+    ds = create_fr_dataset(name, _make_pair_table(tmp_path, table), annotation=table)
     assert len(ds) == 2 and ds.records["group"].tolist() == ["a", "b"]
     assert ds.records["score"].tolist() == pytest.approx([7.5, 2.0])
     item = ds[1]
     assert item["dist"][0, 0, 0].item() == pytest.approx(200 / 255)
     assert item["ref"][0, 0, 0].item() == pytest.approx(20 / 255)
+
+
+def test_tqd_reads_its_distributed_score_list(tmp_path):
+    # TQD_mos.txt as distributed: headerless "ref<TAB>dist<TAB>score" lines, paths under images/
+    _write_image(tmp_path / "images" / "5-0.png", 10)
+    _write_image(tmp_path / "images" / "5-1.png", 100)
+    _write_image(tmp_path / "images" / "11-0.png", 20)
+    _write_image(tmp_path / "images" / "11-2.png", 200)
+    (tmp_path / "TQD_mos.txt").write_text("images/5-0.png\timages/5-1.png\t0.71471\n"
+                                          "images/11-0.png\timages/11-2.png\t0.42\n\n")
+    ds = create_fr_dataset("tqd", tmp_path)
+    assert ds.records["score"].tolist() == pytest.approx([0.71471, 0.42])
+    assert ds.records["group"].tolist() == ["5-0", "11-0"]
+    item = ds[1]
+    assert item["dist"][0, 0, 0].item() == pytest.approx(200 / 255)
+    assert item["ref"][0, 0, 0].item() == pytest.approx(20 / 255)
+    (tmp_path / "TQD_mos.txt").write_text("images/5-0.png\timages/5-1.png\t0.7\nimages/11-0.png\t0.4\n")
+    with pytest.raises(DatasetError, match=r"TQD_mos\.txt line 2: expected 3 fields"):
+        create_fr_dataset("tqd", tmp_path)
+    (tmp_path / "TQD_mos.txt").write_text("images/5-0.png images/5-1.png high\n")
+    with pytest.raises(DatasetError, match=r"TQD_mos\.txt line 1: score 'high'"):
+        create_fr_dataset("tqd", tmp_path)
 
 
 def test_pair_table_from_mat_file(tmp_path):

@@ -1,6 +1,8 @@
 """The study runner executes notebooks with papermill and names the failing notebook and cell."""
 from __future__ import annotations
 
+import os
+
 import nbformat
 import pytest
 
@@ -117,3 +119,54 @@ def test_check_names_every_missing_dataset_weight_and_evaluator(tmp_path, monkey
     assert any(str(tmp_path / "data" / "kadid10k") == p["path"] for p in problems)
     # the smoke profile needs nothing from outside
     assert check(["--profile", "smoke"]) == 0
+
+
+def test_real_notebooks_keep_the_study_overrides_their_shortcuts_leave_at_none(tmp_path):
+    """``--set`` reaches each notebook's profile even for settings the notebook also has a shortcut parameter
+    for (left at None); a shortcut that is given wins."""
+    import re
+    from functools import reduce
+
+    from asymlib.config import get_profile
+    from asymlib.study import list_notebooks
+
+    smoke = get_profile("smoke")
+    checked = 0
+    for path in list_notebooks():
+        cells = nbformat.read(path, as_version=4).cells
+        params = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+        setup = next(c for c in cells if c.cell_type == "code" and "setup_notebook(" in c.source)
+        overrides = {}
+        for key in re.findall(r'"([a-z_0-9]+(?:\.[a-z_0-9]+)+)":', setup.source):
+            old = reduce(getattr, key.split("."), smoke)
+            if isinstance(old, int) and not isinstance(old, bool):
+                overrides[key] = old + 1
+            elif isinstance(old, tuple) and len(old) > 1:
+                overrides[key] = list(old[:1])
+        if not overrides:
+            continue  # no shortcut parameters (notebook 05)
+        ns: dict = {}
+        exec(params.source, ns)
+        ns.update(profile="smoke", output_dir=str(tmp_path / "out"), figures_dir=str(tmp_path / "figs"),
+                  overrides=overrides)
+        exec(setup.source.replace("ctx.show_banner()", ""), ns)
+        got = ns["ctx"].profile
+        for key, value in overrides.items():
+            want = tuple(value) if isinstance(value, list) else value
+            assert reduce(getattr, key.split("."), got) == want, (path.name, key)
+            checked += 1
+    assert checked >= 8
+
+
+def test_library_bars_are_off_in_a_study_even_as_notebook_widgets(monkeypatch):
+    import tqdm.auto as tqdm_auto
+    from tqdm.notebook import tqdm_notebook
+
+    from asymlib.progress import tqdm
+
+    monkeypatch.setattr(tqdm_auto, "tqdm", tqdm_notebook)  # what tqdm.auto gives inside a Jupyter kernel
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert tqdm(range(3), desc="x").disable and list(tqdm(range(3))) == [0, 1, 2]
+    assert tqdm_notebook(range(3), disable=False).disable is False  # tqdm's own notebook bar ignores the variable
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert not tqdm(range(3), file=open(os.devnull, "w")).disable

@@ -211,6 +211,36 @@ def _read_mat_table(path: Path, keys: Sequence[str], numeric: Sequence[str] = ()
     return df
 
 
+def _read_list_file(path: Path, columns: Sequence[str]) -> tuple[pd.DataFrame, list[int]]:
+    """A headerless list of ``len(columns)`` tab- or space-separated fields per line (the last one, ``score``,
+    numeric); returns the rows and their line numbers. Blank lines are skipped; a BOM is read as in the CSVs."""
+    _require_file(path, "annotation file")
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="strict")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read as text: {exc}") from exc
+    rows, lines = [], []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        parts = [x.strip() for x in parts]
+        if len(parts) != len(columns) or not all(parts):
+            raise DatasetError(f"{path} line {lineno}: expected {len(columns)} fields ({' '.join(columns)}), "
+                               f"got {line.strip()!r}")
+        try:
+            score = float(parts[-1])
+        except ValueError:
+            score = float("nan")
+        if not np.isfinite(score):
+            raise DatasetError(f"{path} line {lineno}: score {parts[-1]!r} is not a finite number")
+        rows.append(dict(zip(columns[:-1], parts[:-1]), **{columns[-1]: score}))
+        lines.append(lineno)
+    if not rows:
+        raise DatasetError(f"{path}: no data lines")
+    return pd.DataFrame(rows), lines
+
+
 _D = TypeVar("_D", bound="_IQADataset")
 
 
@@ -590,13 +620,15 @@ class TID2013FR(FRDataset):
 class _PairTableFR(FRDataset):
     """FR dataset described by a three-column table ``dist_img, ref_img, score`` (paths relative to root).
 
-    The table is a CSV (header ``dist_img,ref_img,score``) or a MATLAB ``.mat`` file holding the
+    The table is a CSV (header ``dist_img,ref_img,score``), a MATLAB ``.mat`` file holding the
     variables ``dist_img`` and ``ref_img`` (cell arrays of relative paths) and ``score`` (numeric
-    vector) of equal length; the suffix of ``annotation`` decides. ``group`` = reference stem.
+    vector) of equal length, or a headerless ``.txt`` list of tab- or space-separated fields in the order
+    ``list_columns``; the suffix of ``annotation`` decides. ``group`` = reference stem.
     """
 
     display_name: str = ""
     default_annotation: str = ""
+    list_columns: tuple[str, str, str] = ("dist_img", "ref_img", "score")  # field order of a ``.txt`` list
     default_score_name: str = "score"
     default_higher_is_better: bool = True
 
@@ -608,7 +640,9 @@ class _PairTableFR(FRDataset):
         keys = ("dist_img", "ref_img", "score")
         if ann.suffix.lower() == ".mat":
             df = _read_mat_table(ann, keys, numeric=("score",))
-            lines = range(1, len(df) + 1)  # entry numbers
+            lines: Sequence[int] = range(1, len(df) + 1)  # entry numbers
+        elif ann.suffix.lower() == ".txt":
+            df, lines = _read_list_file(ann, self.list_columns)
         else:
             df = _read_csv(ann, keys, numeric=("score",))
             lines = range(2, len(df) + 2)
@@ -641,8 +675,10 @@ class Liu13FR(_PairTableFR):
     ``liu13.mat`` with variables ``dist_img``, ``ref_img``, ``score`` is read as well
     (``annotation="liu13.mat"``). ``score`` = subjective quality score, higher is better.
 
-    Assumption: the release's own score files could not be inspected, so this reader takes the
-    per-image table above, built once from the release (one row per deblurred image).
+    Why a table: the release's score files are distributed from the authors' project page only, and no
+    public source documents their format (its images pair a sharp ``gt`` with deblurred results named after
+    the method, e.g. ``shan08``); build the per-image table above once from the release (one row per
+    deblurred image).
     """
 
     display_name = "Liu13"
@@ -664,9 +700,11 @@ class Ma17FR(_PairTableFR):
     ``ma17.mat`` with variables ``dist_img``, ``ref_img``, ``score`` is read as well. ``score`` = mean
     opinion score (0-10), higher is better; the reference is the HR ground truth, of the SR size.
 
-    Assumption: the release stores the scores as a matrix (``mean40`` in
-    ``SubjectScore_Final_RightOrderPSNR.mat``, image x method) whose row/column order is not
-    documented with the images, so this reader takes the flattened per-image table above.
+    Why a table: the release stores the scores as a matrix (``mean40`` in
+    ``SubjectData/SubjectScore_Final_RightOrderPSNR.mat``; the authors' training code flattens it
+    column-major into 180 x 8 = 1440 values, ``chaoma99/sr-metric``), and the mapping of its rows and
+    columns to image files is documented nowhere (it is an open question in that repository's issues), so
+    this reader takes the flattened per-image table above rather than guess it.
     """
 
     display_name = "Ma17"
@@ -676,25 +714,26 @@ class Ma17FR(_PairTableFR):
 
 @register_fr_dataset("tqd")
 class TQDFR(_PairTableFR):
-    """TQD, the texture quality database of Ding et al. (2020, DISTS): distorted and resampled textures
-    rated against their original texture.
+    """TQD, the texture quality database of Ding et al. (2020, DISTS): 10 texture references, each with 15
+    distorted or resampled versions rated against it (150 pairs).
 
-    Layout (assumed; see below)::
+    Layout (as distributed)::
 
-        root/tqd.csv        header ``dist_img,ref_img,score``; paths relative to root,
-                            e.g. ``distorted/t01_05.png,reference/t01.png,3.2``
-        root/<images>       wherever the table points
+        root/TQD_mos.txt    150 lines ``<ref path>\t<dist path>\t<score>``, no header, paths relative to
+                            root, e.g. ``images/5-0.png<TAB>images/5-1.png<TAB>0.71471``
+        root/images/        ``<k>-0.png`` (reference k) and ``<k>-1.png`` ... ``<k>-15.png``
 
-    ``tqd.mat`` with variables ``dist_img``, ``ref_img``, ``score`` is read as well. ``score`` = MOS,
-    higher is better (pass ``higher_is_better=False`` for a difference score).
-
-    Assumption: the release's file layout could not be inspected, so this reader takes the per-image
-    table above.
+    Lines split on tabs (or on spaces when there is no tab). ``score`` = mean opinion score in [0, 1],
+    higher is better (pass ``higher_is_better=False`` for a difference score); ``group`` = reference stem.
+    The layout is that of the ``TQD_mos.txt`` distributed with the database (as read, e.g., by the
+    MLLMs-for-IQA benchmark of the DISTS authors' group). A ``dist_img,ref_img,score`` CSV or ``.mat``
+    table is read as well (``annotation="tqd.csv"``).
     """
 
     display_name = "TQD"
-    default_annotation = "tqd.csv"
-    default_score_name = "MOS"
+    default_annotation = "TQD_mos.txt"
+    default_score_name = "MOS (0-1)"
+    list_columns = ("ref_img", "dist_img", "score")
 
 
 _KONIQ_SCORE_NAMES = {"MOS_zscore": "MOS_zscore (1-100)", "MOS": "MOS (1-5)"}

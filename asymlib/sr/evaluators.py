@@ -15,7 +15,8 @@ psnr, ssim  FR       pyiqa ``psnr`` / ``ssim`` (vs the HR image)   none
 
 Nothing is ever downloaded: before an evaluator is built its files are looked up in the local caches
 (``$TORCH_HOME/hub/pyiqa``, ``$TORCH_HOME/hub/clip``, the Hugging Face hub cache, or a folder named by
-``ASYMLIB_DEQA_PATH`` / ``ASYMLIB_VQR1_PATH``), and construction runs with the hub in offline mode and
+``ASYMLIB_DEQA_PATH`` / ``ASYMLIB_VQR1_PATH``; with ``ASYMLIB_DEQA_PYTHON`` set, DeQA runs in that interpreter's
+environment through :mod:`asymlib.sr.deqa_worker`), and construction runs with the hub in offline mode and
 pyiqa's downloader disabled. A missing file makes :func:`evaluator_status` report
 ``"unavailable: <why>"`` and :func:`create_evaluator` raise :class:`EvaluatorUnavailableError`; scores are
 never replaced by anything else.
@@ -33,12 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,7 +47,8 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write_json
-from ..errors import ConfigError, UnknownNameError, WeightsUnavailableError
+from ..errors import ConfigError, InputError, RunFileError, UnknownNameError, WeightsUnavailableError
+from ..inputcheck import check_image_batch, check_image_values
 
 __all__ = [
     "CalibrationSet",
@@ -259,11 +261,19 @@ def _offline() -> Iterator[None]:
 # ----------------------------------------------------------------------------------------------
 # pyiqa evaluators
 # ----------------------------------------------------------------------------------------------
-def _batched(x: torch.Tensor) -> torch.Tensor:
-    if x.dim() == 3:
+def _batched(x: torch.Tensor, name: str = "images") -> torch.Tensor:
+    """The scoring entry of every evaluator: ``(B, 3, H, W)`` (or one ``(3, H, W)`` image) checked against the
+    metric input contract (:mod:`asymlib.inputcheck`: float, finite, in ``[0, 1]`` within its tolerance), then
+    cast to float32 and clamped to ``[0, 1]``.
+
+    Raises:
+        InputError: a numpy array, an integer dtype, another shape, an empty batch, NaN/Inf or values outside
+            the tolerance band (e.g. ``[0, 255]``).
+    """
+    if isinstance(x, torch.Tensor) and x.dim() == 3:
         x = x[None]
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ConfigError(f"evaluators take (B, 3, H, W) RGB batches in [0, 1], got shape {tuple(x.shape)}")
+    check_image_batch(x, name=name, what="evaluator")
+    check_image_values({name: x}, what="evaluator")
     return x.float().clamp(0.0, 1.0)
 
 
@@ -287,9 +297,10 @@ class PyIQAEvaluator:
         if self.kind == "fr":
             if refs is None:
                 raise ConfigError(f"{self.display} is full-reference: pass the HR images as refs")
-            y = _batched(refs).to(self.device)
+            y = _batched(refs, "refs").to(self.device)
             if x.shape != y.shape:
-                raise ConfigError(f"{self.display}: images {tuple(x.shape)} and refs {tuple(y.shape)} differ")
+                raise InputError(f"{self.display}: images {tuple(x.shape)} and refs {tuple(y.shape)} differ; expected "
+                                 f"the same shape", cause="shape", argument="refs")
             out = self.metric(x, y)
         else:
             out = self.metric(x)
@@ -326,7 +337,9 @@ def _liqe_missing() -> list[str]:
     elif not _sha256_ok(clip_file, _CLIP_B32[1]):
         out.append(f"{clip_file} has the wrong SHA-256 (pyiqa would download it again)")
     try:
-        import pkg_resources  # noqa: F401  (LIQE's CLIP tokenizer imports it; setuptools >= 81 removed it)
+        with warnings.catch_warnings():  # its deprecation warning would land in every notebook's output
+            warnings.simplefilter("ignore", UserWarning)
+            import pkg_resources  # noqa: F401  (LIQE's CLIP tokenizer imports it; setuptools >= 81 removed it)
     except ImportError:
         out.append("pkg_resources is missing (install setuptools<81)")
     return out
@@ -381,6 +394,29 @@ class DeQAScoreEvaluator:
         return torch.as_tensor(scores).double().cpu().numpy().reshape(-1)
 
 
+class ExternalDeQAEvaluator:
+    """DeQA-Score run by :mod:`asymlib.sr.deqa_worker` in the environment of interpreter ``python``
+    (``ASYMLIB_DEQA_PYTHON``): the same model call, images sent as 8-bit RGB as :func:`asymlib.imageio.to_pil`
+    quantizes them."""
+
+    name, display, kind, higher_is_better = "deqa", "DeQA", "nr", True
+
+    def __init__(self, path: Path, device: torch.device, python: str):
+        from .external import ExternalWorker
+
+        self.worker = ExternalWorker(python, Path(__file__).with_name("deqa_worker.py"), [str(path), str(device)])
+        self.source = f"transformers {self.worker.ready.get('transformers', '?')} under {python}: {path}"
+
+    def __call__(self, images: torch.Tensor, refs: torch.Tensor | None = None) -> np.ndarray:
+        arr = (_batched(images).cpu().permute(0, 2, 3, 1).numpy() * 255.0).round().astype(np.uint8)
+        return self.worker.score(arr)
+
+
+def _deqa(path: Path, device: torch.device) -> Evaluator:
+    python = os.environ.get("ASYMLIB_DEQA_PYTHON")
+    return ExternalDeQAEvaluator(path, device, python) if python else DeQAScoreEvaluator(path, device)
+
+
 _VQR1_PROMPT = (
     "You are doing the image quality assessment task. Here is the question: What is your overall rating on the "
     "quality of this picture? The rating should be a float between 1 and 5, rounded to two decimal places, with 1 "
@@ -429,13 +465,18 @@ class VisualQualityR1Evaluator:
 
 
 def _mllm_spec(name: str, display: str, repo_id: str, env: str, cls: Callable[[Path, torch.device], Evaluator],
-               raw_range: str) -> EvaluatorSpec:
+               raw_range: str, python_env: str | None = None) -> EvaluatorSpec:
     def missing() -> list[str]:
         out = []
-        try:
-            import transformers  # noqa: F401
-        except ImportError:
-            out.append("transformers is not installed")
+        python = os.environ.get(python_env) if python_env else None
+        if python:  # runs in its own environment: that interpreter must exist; its packages are its business
+            if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+                out.append(f"{python_env}={python} is not an executable file")
+        else:
+            try:
+                import transformers  # noqa: F401
+            except ImportError:
+                out.append("transformers is not installed")
         if _hf_snapshot(repo_id, env) is None:
             where = os.environ.get(env) or str(_hf_cache_dir())
             out.append(f"{repo_id} weights not found locally (looked in {where}; set {env} to a local copy)")
@@ -449,8 +490,8 @@ def _mllm_spec(name: str, display: str, repo_id: str, env: str, cls: Callable[[P
     return EvaluatorSpec(name, display, "nr", missing, build, True, raw_range)
 
 
-register_evaluator(_mllm_spec("deqa", "DeQA", "zhiyuanyou/DeQA-Score-Mix3", "ASYMLIB_DEQA_PATH", DeQAScoreEvaluator,
-                              "1..5"))
+register_evaluator(_mllm_spec("deqa", "DeQA", "zhiyuanyou/DeQA-Score-Mix3", "ASYMLIB_DEQA_PATH", _deqa, "1..5",
+                              python_env="ASYMLIB_DEQA_PYTHON"))
 register_evaluator(_mllm_spec("vq_r1", "VQ-R1", "TianheWu/VisualQuality-R1-7B", "ASYMLIB_VQR1_PATH",
                               VisualQualityR1Evaluator, "1..5"))
 
@@ -563,7 +604,19 @@ class Rescaling:
 
     @classmethod
     def load(cls, path: str | Path) -> "Rescaling":
-        return cls(**json.loads(Path(path).read_text()))
+        """Read a fit written by :meth:`save`.
+
+        Raises:
+            RunFileError: the file is missing, not JSON, or not a rescaling fit; the message names it.
+        """
+        from ..runs import read_json_file
+
+        obj = read_json_file(path)
+        try:
+            return cls(**obj)
+        except TypeError as exc:
+            raise RunFileError(f"{path}: not an Appendix D rescaling fit ({exc}); expected the fields "
+                               f"{[f.name for f in fields(cls)]}") from exc
 
 
 def calibrate(evaluator: Evaluator, calib: CalibrationSet, batch_size: int = 4) -> Rescaling:

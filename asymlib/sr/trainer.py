@@ -51,12 +51,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..atomic import atomic_torch_save
-from ..errors import CheckpointError, ConfigError, DatasetError
+from ..errors import CheckpointError, ConfigError, DatasetError, InputError
 from ..runs import Run
+from ..torchfile import read_torch_file
 from .config import SRTrainConfig
 from .data import PairedSRDataset
 from .ema import ModelEMA
-from .losses import generator_loss, relativistic_discriminator_loss_fake, relativistic_discriminator_loss_real
+from .losses import (DEFAULT_MEAN_OVER, MeanOver, generator_loss, relativistic_discriminator_loss_fake,
+                     relativistic_discriminator_loss_real)
 
 __all__ = ["CHECKPOINT_FORMAT", "TrainResult", "DistInfo", "discriminator_backward", "dist_info", "init_distributed",
            "load_checkpoint",
@@ -208,13 +210,7 @@ def _seed_everything(seed: int) -> None:
 # Checkpoints
 # ----------------------------------------------------------------------------------------------
 def _torch_load(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise CheckpointError(f"{what} not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, foreign pickle, ...
-        raise CheckpointError(f"{what} {path} is corrupt or unreadable ({type(exc).__name__}: {exc}); "
-                              f"delete it to restart from scratch") from exc
+    return read_torch_file(path, what, hint="; delete it to restart from scratch")
 
 
 def load_checkpoint(path: str | Path, run: Run | None = None) -> dict[str, Any]:
@@ -326,7 +322,9 @@ def _save_samples(run: Run, step: int, model: nn.Module, lr: torch.Tensor, devic
         sr = model(lr.to(device)).float().clamp(0, 1).cpu()
     up = F.interpolate(lr, size=sr.shape[-2:], mode="nearest")
     rows = [torch.cat([u, s], dim=-1) for u, s in zip(up, sr)]
-    save_image(torch.cat(rows, dim=-2), run.path / "samples" / f"step_{step:07d}.png")
+    grid = torch.cat(rows, dim=-2)
+    save_image(grid, run.path / "samples" / f"step_{step:07d}.png")
+    run.log_image("samples", grid, step)
 
 
 def train_sr(
@@ -395,24 +393,26 @@ def train_sr(
 
 
 def discriminator_backward(d: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                           autocast: Callable[[], Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                           autocast: Callable[[], Any], mean_over: MeanOver = DEFAULT_MEAN_OVER,
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of the relativistic discriminator loss (Eq. 5) for one batch; the caller zeroes them before
     and steps the optimizer after.
 
     The real and fake halves run as separate forward/backward passes, so that BatchNorm statistics never mix
     real and generated images and DDP sees one reduction per pass; the other half's logits enter each loss
-    as a detached mean (``fake`` is first scored without a graph). Returns the detached loss ``()`` and the
-    real and fake logits (detached, the discriminator's output shape).
+    as a detached mean (``fake`` is first scored without a graph; ``mean_over``: see
+    :func:`asymlib.sr.losses.relativistic_mean`). Returns the detached loss ``()`` and the real and fake logits
+    (detached, the discriminator's output shape).
     """
     with torch.no_grad(), autocast():
         fake_ref = d(fake).float()
     with autocast():
         real_logits = d(real).float()
-    l_real = relativistic_discriminator_loss_real(real_logits, fake_ref)
+    l_real = relativistic_discriminator_loss_real(real_logits, fake_ref, mean_over)
     l_real.backward()
     with autocast():
         fake_logits = d(fake).float()
-    l_fake = relativistic_discriminator_loss_fake(fake_logits, real_logits.detach())
+    l_fake = relativistic_discriminator_loss_fake(fake_logits, real_logits.detach(), mean_over)
     l_fake.backward()
     return (l_real + l_fake).detach(), real_logits.detach(), fake_logits.detach()
 
@@ -420,7 +420,7 @@ def discriminator_backward(d: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, dataset: Dataset,
            metric: nn.Module | None, init_from: str | Path | None, seed: int, dev: torch.device, info: DistInfo,
            sample_lr: torch.Tensor | None, progress: bool, on_step: StepCallback | None) -> TrainResult:
-    from tqdm import tqdm
+    from ..progress import tqdm
 
     from ..discriminators import create_discriminator
 
@@ -436,7 +436,7 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
     d_params: list[nn.Parameter] = []
     if cfg.adversarial:
         dc = cfg.discriminator
-        D = create_discriminator(dc.backbone, dc.head, spectral_norm=dc.spectral_norm, seed=seed)
+        D = create_discriminator(dc.backbone, dc.head, spectral_norm=dc.spectral_norm, seed=seed, stage=dc.stage)
         D = D.to(dev, memory_format=mem).train()
         d_params = [p for p in D.parameters() if p.requires_grad]  # D freezes parameters it never uses
     if metric is not None:
@@ -543,11 +543,21 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
         _set_trainable(d_params, False)
         with autocast():
             sr = g_train(lr_img)
-        total, terms = generator_loss(sr, hr, lambda_rec=cfg.lambda_rec, lambda_per=cfg.lambda_per,
-                                      lambda_adv=cfg.lambda_adv, metric=metric, discriminator=D, autocast=autocast)
+        bad_output = ""
+        try:
+            total, terms = generator_loss(sr, hr, lambda_rec=cfg.lambda_rec, lambda_per=cfg.lambda_per,
+                                          lambda_adv=cfg.lambda_adv, metric=metric, discriminator=D, autocast=autocast,
+                                          mean_over=cfg.discriminator.relativistic_mean)  # type: ignore[arg-type]
+        except InputError as exc:
+            # a NaN/Inf generator output refused by the metric's input check is a collapse like a non-finite
+            # loss (every rank must reach the all-reduce below); any other input error is a bug: raise it
+            if exc.cause != "non-finite" or exc.argument != "distorted":
+                raise
+            bad_output = f"(generator output refused by the metric: {exc})"
+            total, terms = torch.full((), float("nan"), device=dev), {}
         if _any_rank(not torch.isfinite(total.detach()).item(), dev, info):
-            status, reason = "collapsed", f"non-finite generator loss at step {step + 1} " + ", ".join(
-                f"{k}={v.item():.4g}" for k, v in terms.items())
+            status, reason = "collapsed", f"non-finite generator loss at step {step + 1} " + (bad_output or ", ".join(
+                f"{k}={v.item():.4g}" for k, v in terms.items()))
             break
         opt_g.zero_grad(set_to_none=True)
         total.backward()
@@ -558,7 +568,8 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
         if D is not None and d_train is not None and opt_d is not None:
             _set_trainable(d_params, True)
             opt_d.zero_grad(set_to_none=True)
-            d_loss, real_logits, fake_logits = discriminator_backward(d_train, hr, sr.detach(), autocast)
+            d_loss, real_logits, fake_logits = discriminator_backward(
+                d_train, hr, sr.detach(), autocast, cfg.discriminator.relativistic_mean)  # type: ignore[arg-type]
             max_logit = torch.maximum(real_logits.abs().max(), fake_logits.abs().max())
             if _any_rank(not torch.isfinite(d_loss).item(), dev, info):
                 status, reason = "collapsed", f"non-finite discriminator loss at step {step + 1}"
