@@ -25,7 +25,7 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,33 +102,38 @@ def _distorted_set(refs: Sequence[torch.Tensor], seed: int) -> Iterable[tuple[in
 # ----------------------------------------------------------------------------------------------
 # Datasets in their released layouts
 # ----------------------------------------------------------------------------------------------
+def _write_fr(root: Path, seed: int, annotation: str, header: str | None, ref_path: Callable[[int], str],
+              dist_path: Callable[[int, int, int], str], row: Callable[[str, str, float], str],
+              fmt: str | None = None) -> None:
+    """An FR dataset of the distorted embedded images: references at ``ref_path(r)``, distorted images at
+    ``dist_path(r, d, level)`` (paths relative to ``root``), one ``row(ref, dist, quality)`` per distorted image
+    in ``annotation`` (after ``header``)."""
+    refs = _references(96, 72)
+    for r, ref in enumerate(refs):
+        _save(ref, root / ref_path(r), fmt=fmt)
+    rows = [] if header is None else [header]
+    for r, d, level, img, q in _distorted_set(refs, seed):
+        name = dist_path(r, d, level)
+        _save(img, root / name, fmt=fmt)
+        rows.append(row(ref_path(r), name, q))
+    atomic_write_text(root / annotation, "\n".join(rows) + "\n")
+
+
 def _write_kadid(root: Path, seed: int) -> None:
     """KADID-10K: ``dmos.csv`` (dist_img,ref_img,dmos,var; DMOS 1-5, higher is better) and ``images/`` with
     ``I01.png`` references and ``I01_01_01.png`` (reference, distortion, level) distorted images, 512x384 in
     the release (here 96x72)."""
-    refs = _references(96, 72)
-    rows = ["dist_img,ref_img,dmos,var"]
-    for r, ref in enumerate(refs):
-        _save(ref, root / "images" / f"I{r + 1:02d}.png")
-    for r, d, level, img, q in _distorted_set(refs, seed):
-        name = f"I{r + 1:02d}_{d + 1:02d}_{level:02d}.png"
-        _save(img, root / "images" / name)
-        rows.append(f"{name},I{r + 1:02d}.png,{1 + 4 * q:.3f},{0.5 + q:.3f}")
-    atomic_write_text(root / "dmos.csv", "\n".join(rows) + "\n")
+    _write_fr(root, seed, "dmos.csv", "dist_img,ref_img,dmos,var", lambda r: f"images/I{r + 1:02d}.png",
+              lambda r, d, lv: f"images/I{r + 1:02d}_{d + 1:02d}_{lv:02d}.png",
+              lambda ref, dist, q: f"{Path(dist).name},{Path(ref).name},{1 + 4 * q:.3f},{0.5 + q:.3f}")
 
 
 def _write_tid2013(root: Path, seed: int) -> None:
     """TID2013: ``mos_with_names.txt`` ("<MOS> <name>" lines, MOS 0-9), ``distorted_images/i01_01_1.bmp`` and
     ``reference_images/I01.BMP`` (the release's mixed case), 512x384 BMP in the release (here 96x72)."""
-    refs = _references(96, 72)
-    lines = []
-    for r, ref in enumerate(refs):
-        _save(ref, root / "reference_images" / f"I{r + 1:02d}.BMP", fmt="BMP")
-    for r, d, level, img, q in _distorted_set(refs, seed + 1):
-        name = f"i{r + 1:02d}_{d + 1:02d}_{level}.bmp"
-        _save(img, root / "distorted_images" / name, fmt="BMP")
-        lines.append(f"{9 * q:.5f} {name}")
-    atomic_write_text(root / "mos_with_names.txt", "\n".join(lines) + "\n")
+    _write_fr(root, seed + 1, "mos_with_names.txt", None, lambda r: f"reference_images/I{r + 1:02d}.BMP",
+              lambda r, d, lv: f"distorted_images/i{r + 1:02d}_{d + 1:02d}_{lv}.bmp",
+              lambda ref, dist, q: f"{9 * q:.5f} {Path(dist).name}", fmt="BMP")
 
 
 def _write_koniq(root: Path, seed: int) -> None:
@@ -157,32 +162,19 @@ def _write_div2k(root: Path) -> None:
 
 
 def _write_pair_table(root: Path, table: str, seed: int) -> None:
-    refs = _references(96, 72)
-    rows = ["dist_img,ref_img,score"]
-    for r, ref in enumerate(refs):
-        _save(ref, root / "reference" / f"r{r + 1:02d}.png")
-    for r, d, level, img, q in _distorted_set(refs, seed):
-        name = f"distorted/r{r + 1:02d}_{d + 1}_{level}.png"
-        _save(img, root / name)
-        rows.append(f"{name},reference/r{r + 1:02d}.png,{10 * q:.3f}")
-    atomic_write_text(root / table, "\n".join(rows) + "\n")
+    """A ``dist_img,ref_img,score`` table (scores 0-10) with ``reference/`` and ``distorted/`` images."""
+    _write_fr(root, seed, table, "dist_img,ref_img,score", lambda r: f"reference/r{r + 1:02d}.png",
+              lambda r, d, lv: f"distorted/r{r + 1:02d}_{d + 1}_{lv}.png",
+              lambda ref, dist, q: f"{dist},{ref},{10 * q:.3f}")
 
 
 def _write_tqd(root: Path, seed: int) -> None:
     """TQD: ``TQD_mos.txt`` (headerless ``ref<TAB>dist<TAB>score`` lines, scores in [0, 1]) and
     ``images/<k>-0.png`` references with ``images/<k>-<j>.png`` versions (k not contiguous, as released)."""
-    refs = _references(96, 72)
     ids = (5, 11, 12, 13)
-    lines = []
-    for r, ref in enumerate(refs):
-        _save(ref, root / "images" / f"{ids[r]}-0.png")
-    counters = dict.fromkeys(range(len(refs)), 0)
-    for r, d, level, img, q in _distorted_set(refs, seed):
-        counters[r] += 1
-        name = f"images/{ids[r]}-{counters[r]}.png"
-        _save(img, root / name)
-        lines.append(f"images/{ids[r]}-0.png\t{name}\t{0.35 + 0.55 * q:.5f}")
-    atomic_write_text(root / "TQD_mos.txt", "\n".join(lines) + "\n")
+    _write_fr(root, seed, "TQD_mos.txt", None, lambda r: f"images/{ids[r]}-0.png",
+              lambda r, d, lv: f"images/{ids[r]}-{d * len(_LEVELS) + _LEVELS.index(lv) + 1}.png",
+              lambda ref, dist, q: f"{ref}\t{dist}\t{0.35 + 0.55 * q:.5f}")
 
 
 def write_datasets(data_root: str | Path, seed: int = 0) -> Path:
