@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,8 @@ def rehearsal(tmp_path_factory):
     cmd = [sys.executable, "-m", "asymlib.study", "--profile", "paper", "--config", str(REHEARSAL_CONFIG),
            "--train-missing", "--output", str(out), "--figures", str(figs)]
     proc = subprocess.run(cmd, cwd=REPO, env=_env(root), capture_output=True, text=True, timeout=2400)
-    return {"root": root, "env": env, "out": out, "figs": figs, "proc": proc}
+    yield {"root": root, "env": env, "out": out, "figs": figs, "proc": proc}
+    shutil.rmtree(root, ignore_errors=True)  # a few GB of runs and stand-in weights
 
 
 def _published(n: int) -> pd.DataFrame:

@@ -241,3 +241,21 @@ def test_bad_training_inputs_give_one_clear_error_each(tmp_path):
     # perceptual weight without a metric
     with pytest.raises(ConfigError, match="no perceptual metric"):
         train_sr(_run(tmp_path, "nometric"), tiny_cfg(lambda_per=1.0), "x", train_data=tiny_images(), **kw)
+
+
+def test_finished_run_can_drop_its_resume_checkpoint(tmp_path):
+    kept = open_run(tmp_path, "sr", "kept", {"t": "kept"}, tensorboard=False)
+    train_sr(kept, tiny_cfg(), "kept", generator=tiny_model(), train_data=tiny_images(), device="cpu", progress=False)
+    dropped = open_run(tmp_path, "sr", "dropped", {"t": "dropped"}, tensorboard=False)
+    res = train_sr(dropped, tiny_cfg(keep_checkpoint=False), "dropped", generator=tiny_model(),
+                   train_data=tiny_images(), device="cpu", progress=False)
+    assert res.status == "finished" and dropped.finished
+    assert (kept.path / "checkpoint.pt").is_file() and not (dropped.path / "checkpoint.pt").exists()
+    a = torch.load(kept.path / "generator_ema.pt", weights_only=True)["state_dict"]
+    b = torch.load(dropped.path / "generator_ema.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the results are the same
+    # the collapsed run keeps it: its last discriminator is exported from it
+    nan = open_run(tmp_path, "sr", "nan", {"t": "nan"}, tensorboard=False)
+    res = train_sr(nan, tiny_cfg(lambda_per=1.0, checkpoint_every=1, keep_checkpoint=False), "nan",
+                   generator=tiny_model(), train_data=tiny_images(), metric=NaNAfter(2), device="cpu", progress=False)
+    assert res.status == "collapsed" and (nan.path / "checkpoint.pt").is_file()

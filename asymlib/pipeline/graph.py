@@ -31,7 +31,8 @@ NOTEBOOKS = {"01": "01_metric_construction", "02": "02_sr_optimization", "03": "
              "04": "04_discriminator_ablation", "05": "05_figures"}
 
 # Fields of the training configurations that do not change a run's result (they are left out of its key).
-SR_EXECUTION_FIELDS = ("checkpoint_every", "log_every", "sample_every", "num_workers", "compile", "channels_last")
+SR_EXECUTION_FIELDS = ("checkpoint_every", "log_every", "sample_every", "num_workers", "compile", "channels_last",
+                       "keep_checkpoint")
 METRIC_EXECUTION_FIELDS = ("log_every",)
 NR_EXECUTION_FIELDS = ("log_every", "num_workers", "eval_batch_size")
 

@@ -13,7 +13,7 @@ from ..sr.config import PAPER_EVALUATORS, CalibrationConfig, SRDataConfig, SRStu
 
 _SR_TRAIN = SRTrainConfig(
     iterations=4, batch_size=2, hr_crop=64, milestones=(3,), checkpoint_every=1000, log_every=1, sample_every=4,
-    num_workers=0, collapse_patience=5,
+    num_workers=0, collapse_patience=5, keep_checkpoint=False,  # finished runs keep results, not optimizer states
     ema_decay=0.8,  # a 0.999 average of a few steps would still be the initialization
 )
 

@@ -94,6 +94,10 @@ class SRTrainConfig:
         discriminator: used when ``lambda_adv > 0``; G and D are updated alternately.
         ema_decay: generator EMA (evaluated and saved beside the raw weights).
         checkpoint_every, log_every, sample_every: steps between checkpoints, logged scalars, sample images.
+        keep_checkpoint: keep ``checkpoint.pt`` (models, optimizers, EMA, RNG: what resuming needs) once the run
+            has finished; its results (``generator*.pt``, ``discriminator.pt``) are kept either way. False saves
+            a few hundred MB per finished paper-size run. A collapsed run always keeps it (its last
+            discriminator is exported from it).
         amp: ``"bf16"`` autocast on CUDA (ignored on CPU) or ``"none"``.
         channels_last: NHWC memory format on CUDA (ignored on CPU).
         compile: wrap generator and discriminator in ``torch.compile``.
@@ -119,6 +123,7 @@ class SRTrainConfig:
     checkpoint_every: int = 5000
     log_every: int = 100
     sample_every: int = 5000
+    keep_checkpoint: bool = True
     amp: str = "bf16"
     channels_last: bool = True
     compile: bool = False

@@ -620,6 +620,8 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
                     "seconds": round(time.perf_counter() - t0, 2),
                     "last": {k: (v if math.isfinite(v) else str(v)) for k, v in last.items()}}
         run.finish(status, **run_info)
+        if status == "finished" and not cfg.keep_checkpoint:
+            ckpt_path.unlink(missing_ok=True)  # after finish(): a crash before it still resumes from the checkpoint
     _barrier(info)
     st = run.status or {}
     return TrainResult(status, step, run.path, reason, dict(st))
