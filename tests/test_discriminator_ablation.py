@@ -276,7 +276,9 @@ def test_fig7_marks_collapsed_runs_and_shows_seed_spread(tmp_path):
     xs = [ln for ln in ax.lines if ln.get_marker() == "x"]
     assert len(xs) == 2  # DINOv2 at lambda3 = 5e-2, both seeds
     assert ax.collections, "seed spread band missing"
-    assert any("collapsed" in t.get_text() for t in ax.get_legend().get_texts())
+    assert any("collapsed (2 runs; at step 2)" in t.get_text() for t in ax.get_legend().get_texts())
+    lo, hi = ax.get_ylim()
+    assert hi - lo >= 10.0 and lo <= sw["nr_average"].min() and hi >= sw["nr_average"].max()
     assert "SMOKE PROFILE" in fig._suptitle.get_text()
     dyn = da.plot_training_dynamics(res)
     assert len(dyn.axes) >= 2 * 3

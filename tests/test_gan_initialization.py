@@ -205,3 +205,19 @@ def test_fr_and_nr_study_tables_figures_and_reuse(tmp_path):
     for fig, stem in ((plot_fr_initialization(fr, prof.weights), "t2"),
                       (plot_nr_initialization(nr, "synthetic", prof.weights), "fig5")):
         assert all(p.is_file() for p in save_figure(fig, tmp_path / "figs", stem, formats=("png",)))
+
+
+def test_nr_figure_axes_hold_negative_intervals():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [{"dataset": "koniq10k", "profile": "paper", "display": bb, "init_display": init,
+             "srcc": v, "srcc_low": v - 0.3, "srcc_high": v + 0.1, "plcc": v, "plcc_low": v - 0.2, "plcc_high": v}
+            for bb, init, v in (("VGG-16", "Random", 0.05), ("VGG-16", "ImageNet", 0.9), ("ResNet-50", "GAN", -0.1))]
+    fig = plot_nr_initialization(pd.DataFrame(rows), "koniq10k")
+    for ax in fig.axes[:2]:
+        lo, hi = ax.get_ylim()
+        assert lo <= -0.4 and hi >= 1.0  # the lowest bound (-0.1 - 0.3) and the highest (0.9 + 0.1) are inside
+    plt.close("all")

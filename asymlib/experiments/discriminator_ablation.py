@@ -320,10 +320,14 @@ def _suptitle(fig: Any, text: str, profile: str, weights: str) -> None:
     fig.suptitle(f"{text}\n{banner}", fontsize=9, color="#b00020" if profile == "smoke" else "black")
 
 
+_FIG7_MIN_SPAN = 10.0  # smallest y range of Fig. 7, in points of the rescaled [1, 100] scores
+
+
 def plot_fig7(result: DiscriminatorStudyResult):
     """Fig. 7: NR-IQA ``Average`` of the patch-level discriminators vs ``lambda_3`` (log x), one line per backbone,
     mean over seeds with the seeds' spread (min-max band when there are several); collapsed runs are marked ``x``
-    on the lower edge (they have no score)."""
+    on the lower edge (they have no score), the steps they collapsed at in the legend. The y range spans at least
+    10 points, so that differences within seed noise do not look like a trend."""
     import matplotlib.pyplot as plt
     import seaborn as sns
     from matplotlib.lines import Line2D
@@ -350,6 +354,10 @@ def plot_fig7(result: DiscriminatorStudyResult):
     for r in bad.itertuples():
         ax.plot(r.lambda_adv, 0.03, marker="x", ms=9, mew=2, color=palette.get(r.display, "k"), transform=trans,
                 clip_on=False)
+    if len(ok):  # at least 10 points of the [1, 100] scale, so that seed noise does not look like a trend
+        lo, hi = float(ok["nr_average"].min()), float(ok["nr_average"].max())
+        half = max(hi - lo, _FIG7_MIN_SPAN) / 2 * 1.1
+        ax.set_ylim(max(0.0, (lo + hi) / 2 - half), min(101.0, (lo + hi) / 2 + half))
     ax.set_xscale("log")
     lams = sorted(set(sw["lambda_adv"]))
     ax.set_xticks(lams)
@@ -360,7 +368,9 @@ def plot_fig7(result: DiscriminatorStudyResult):
     ax.set_ylabel("NR-IQA average (rescaled to [1, 100])")
     handles, labels = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], marker="x", ls="", color="0.3", mew=2))
-    labels.append(f"collapsed ({len(bad)} run{'s' if len(bad) != 1 else ''})")
+    steps = sorted({int(v) for v in bad["step"].dropna()}) if "step" in bad.columns else []
+    at = f"; at step {', '.join(map(str, steps))}" if steps else ""
+    labels.append(f"collapsed ({len(bad)} run{'s' if len(bad) != 1 else ''}{at})")
     ax.legend(handles, labels, fontsize=8, title=f"patch-level D, seeds: {result.config.seeds}", title_fontsize=8)
     evs = ", ".join(e for e in dict.fromkeys(result.summary.loc[result.summary["kind"] == "nr", "evaluator"])
                     if e != AVERAGE) or "none available"

@@ -432,6 +432,16 @@ def _grouped_bars(ax: Any, df: pd.DataFrame, value: str, inits: Sequence[str], b
 _COLORS = {"Random": "#bbbbbb", "GAN": "#dd8452", "ImageNet": "#4c72b0"}
 
 
+def _fit_ylim(ax: Any, frames: Sequence[pd.DataFrame], values: Sequence[str]) -> None:
+    """A y range that holds every bar and every interval of ``values`` (negative correlations and lower bounds
+    included); axes that share y get it once, for all their statistics."""
+    cols = [f[c] for f in frames for v in values for c in (v, f"{v}_low", f"{v}_high") if c in f.columns]
+    vals = pd.to_numeric(pd.concat(cols), errors="coerce").dropna() if cols else pd.Series(dtype=float)
+    lo = min(0.0, float(vals.min())) if len(vals) else 0.0
+    hi = max(1.0, float(vals.max())) if len(vals) else 1.0
+    ax.set_ylim(lo - 0.05 if lo < 0 else 0.0, hi + 0.05)
+
+
 def _banner_title(ax: Any, text: str, profile: str, weights: str) -> None:
     banner = textwrap.fill(profile_banner(profile, weights), 100)
     ax.set_title(f"{text}\n{banner}", fontsize=8, color="#b00020" if profile == "smoke" else "black")
@@ -450,7 +460,7 @@ def plot_nr_initialization(results: pd.DataFrame, dataset: str, weights: str = "
     for ax, value in zip(axes, ("srcc", "plcc")):
         _grouped_bars(ax, df, value, inits, backbones, _COLORS)
         ax.set_ylabel(f"test {value.upper()}")
-        ax.set_ylim(min(0.0, float(np.nanmin(df[value])) - 0.05) if df[value].notna().any() else 0.0, 1.05)
+    _fit_ylim(axes[0], [df], ("srcc", "plcc"))
     stem, fig_name = NR_FIGURES.get(dataset, (dataset, dataset))
     note = f" ({SYNTHETIC_NR_NOTE})" if dataset == "synthetic" else ""
     _banner_title(axes[0], f"{fig_name}: NR-IQA on {dataset} by initialization{note}", profile, weights)
@@ -478,7 +488,7 @@ def plot_fr_initialization(results: pd.DataFrame, weights: str = ""):
     _grouped_bars(axes[0], ours, "srcc", inits, list(dict.fromkeys(ours["display"])), _COLORS, with_ci=single)
     _grouped_bars(axes[1], paper, "srcc", inits, list(dict.fromkeys(paper["display"])), _COLORS, with_ci=False)
     axes[0].set_ylabel("average SRCC")
-    axes[0].set_ylim(0, 1.05)
+    _fit_ylim(axes[0], [ours, paper], ("srcc",))
     benches = ", ".join(b for b in dict.fromkeys(results["benchmark"]) if b != "Average")
     _banner_title(axes[0], f"FR-IQA by initialization: ours ({profile}, {benches})", profile, weights)
     axes[1].set_title("paper Table 2 (TID2013/Liu13/Ma17/TQD average)", fontsize=8)
