@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write_json
+from ..backbones import _hf_cache_dir
 from ..errors import ConfigError, InputError, RunFileError, UnknownNameError, WeightsUnavailableError
 from ..inputcheck import check_image_batch, check_image_values
 
@@ -179,13 +180,6 @@ def _pyiqa_cache_dir() -> Path:
     # pyiqa fixes its cache folder when it is imported; before that, it is where it will be
     mod = sys.modules.get("pyiqa.utils.download_util")
     return Path(mod.DEFAULT_CACHE_DIR) if mod is not None else _torch_hub_dir() / "pyiqa"
-
-
-def _hf_cache_dir() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
-    return Path(home) / "hub"
 
 
 def _hf_file(repo_id: str, filenames: Sequence[str]) -> Path | None:
