@@ -203,8 +203,8 @@ class FiguresConfig:
     """What notebook 05 computes beyond reading notebooks 01-04.
 
     Attributes:
-        iqa_statistic: x axis of Fig. 3, a column of notebook 01's results (``srcc`` as in the paper; the
-            smoke benchmark's within-group SRCC saturates at 1 for every metric, so smoke uses ``plcc``).
+        iqa_statistic: x axis of Fig. 3, a column of notebook 01's results (``srcc`` as in the paper; in
+            smoke the ``Average`` row is the pooled synthetic-levels SRCC, where metrics differ).
         n_bootstrap: resamples of the Fig. 3 intervals.
         recovery_metrics, recovery_inits, recovery_image, recovery_size, recovery_steps: Fig. 12-13.
         texture_metrics, texture_size, texture_steps: Fig. 15 (the exemplars are the embedded textures).
@@ -212,6 +212,8 @@ class FiguresConfig:
         ae_preset, ae_objectives, ae_metric, ae_discriminator, ae_steps, ae_lr, ae_d_lr, ae_batch, ae_crop,
             ae_images: Fig. 16 (Adam rates of the autoencoder and of the discriminator; paper: SR's 2e-4 for
             both; smoke trains the autoencoder faster, the discriminator never: at 3e-3 its logits explode).
+        ae_warmup_steps: L1-only steps before each objective's ``ae_steps`` (as SR's stage 2 starts from stage
+            1); the paper says nothing of its autoencoder's training, and 0 trains from scratch.
         widget_images: at most this many images in the comparison widget.
     """
 
@@ -234,6 +236,7 @@ class FiguresConfig:
     ae_metric: str = "vgg16"
     ae_discriminator: str = "vgg16"
     ae_steps: int = 5000
+    ae_warmup_steps: int = 0
     ae_lr: float = 2e-4
     ae_d_lr: float = 2e-4
     ae_batch: int = 16

@@ -37,7 +37,7 @@ class NotebookContext:
         print(f"{len(df)} run(s) of notebook {notebook} are not finished; their cells stay empty. Train them with\n"
               f"  python -m asymlib.runs train {' '.join(df['key'])} --profile {self.profile.name} "
               f"--output {self.output_dir} --with-deps")
-        print(df[["key", "status", "step", "iterations"]].to_string(index=False))
+        print(df[["key", "status", "step", "iterations"]].to_string(index=False, na_rep="-"))
 
     @property
     def runs_dir(self) -> Path:

@@ -4,7 +4,9 @@
 HR reference and the outputs of two or more runs (objective settings, discriminators...) side by side.
 All panels show the same crop, chosen with sliders (``x``, ``y``, crop size) and drawn as a rectangle on
 an overview of the HR image. A toggle replaces LR and SR crops by their amplified absolute difference to
-HR, and each panel's caption lists the scores given for that (image, run).
+HR, and each panel's caption lists the scores given for that (image, run). An optional banner line (the
+profile that produced the outputs) heads the widget, and :meth:`ComparisonWidget.snapshot` renders the
+current view as one PNG, so that a notebook exported without widget state still shows it.
 
 Panels are ``ipywidgets.Image`` widgets holding PNG bytes (crops magnified with nearest neighbour on the
 Python side), so the widget renders the same in JupyterLab, classic notebooks, VS Code and in saved widget
@@ -41,6 +43,9 @@ __all__ = ["ComparisonWidget", "ImageLike", "png_bytes", "to_display_array"]
 ImageLike = torch.Tensor | np.ndarray | str | Path | Image.Image
 LR_LABEL = "LR (nearest)"
 HR_LABEL = "HR"
+_ALERT_COLOR = "#b00020"
+_GAP = 8  # snapshot: pixels between and around tiles
+_LINE = 14  # snapshot: pixels per text line
 
 
 # ------------------------------------------------------------------------------------------------
@@ -90,6 +95,14 @@ def png_bytes(array: np.ndarray, display_size: int | None = None,
               box: tuple[int, int, int, int] | None = None) -> bytes:
     """``(H, W, 3)`` float array in ``[0, 1]`` -> PNG bytes, optionally magnified (nearest neighbour) so that
     its longer side is ``display_size`` pixels, and with a rectangle ``box = (x, y, w, h)`` drawn on it."""
+    buf = io.BytesIO()
+    _display_image(array, display_size, box).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _display_image(array: np.ndarray, display_size: int | None = None,
+                   box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """The PIL image :func:`png_bytes` encodes."""
     arr = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
     pil = Image.fromarray(arr)
     sx = sy = 1.0
@@ -104,9 +117,27 @@ def png_bytes(array: np.ndarray, display_size: int | None = None,
         x, y, bw, bh = box
         draw = ImageDraw.Draw(pil)
         draw.rectangle([x * sx, y * sy, (x + bw) * sx - 1, (y + bh) * sy - 1], outline=(255, 32, 32), width=2)
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG")
-    return buf.getvalue()
+    return pil
+
+
+def _font(size: int = 11) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _wrap(draw: Any, text: str, font: Any, width: int) -> list[str]:
+    """Greedy word wrap of ``text`` to lines narrower than ``width`` pixels."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
 
 
 def _fmt(value: Any) -> str:
@@ -132,9 +163,11 @@ class ComparisonWidget:
         panel_px: displayed side of each panel in screen pixels.
         diff_gain: amplification of ``|SR - HR|`` in difference mode.
         crop_psnr: add the PSNR of each crop against the HR crop to the captions.
+        banner: a line shown above the controls (e.g. the profile banner); ``banner_alert`` draws it in red.
 
     Attributes:
         widget: the top-level ``ipywidgets.VBox`` (displaying the object displays it).
+        banner_html: the ``ipywidgets.HTML`` banner line (``None`` without a banner).
         image_select, run_select, x_slider, y_slider, size_slider, diff_toggle, gain_slider: the controls.
         panel_images: ``{panel label: ipywidgets.Image}`` of the panels currently shown.
     """
@@ -142,7 +175,8 @@ class ComparisonWidget:
     def __init__(self, images: Mapping[str, Mapping[str, Any]],
                  scores: Mapping[tuple[str, str], Mapping[str, Any]] | None = None, *,
                  runs: Sequence[str] | None = None, crop_size: int | None = None, panel_px: int = 192,
-                 diff_gain: float = 4.0, crop_psnr: bool = True) -> None:
+                 diff_gain: float = 4.0, crop_psnr: bool = True, banner: str | None = None,
+                 banner_alert: bool = False) -> None:
         import ipywidgets as W
 
         if not images:
@@ -154,6 +188,8 @@ class ComparisonWidget:
         self.scores = {(str(i), str(r)): dict(v) for (i, r), v in (scores or {}).items()}
         self.panel_px = int(panel_px)
         self.crop_psnr = bool(crop_psnr)
+        self.banner = banner
+        self.banner_alert = bool(banner_alert)
         self._cache: dict[str, dict[str, np.ndarray]] = {}
         self._suspended = 0
         self._render_count = 0
@@ -188,7 +224,12 @@ class ComparisonWidget:
         self._panels: dict[str, tuple[Any, Any, Any, Any]] = {}
         controls = W.VBox([self.image_select, self.run_select, self.x_slider, self.y_slider, self.size_slider,
                            W.HBox([self.diff_toggle, self.gain_slider])])
-        self.widget = W.VBox([W.HBox([controls, W.VBox([W.HTML("<b>overview (HR)</b>"), self.overview])]),
+        self.banner_html = None
+        if banner:
+            color = _ALERT_COLOR if self.banner_alert else "#1b5e20"
+            self.banner_html = W.HTML(f'<div style="color:{color};font-weight:bold">{html.escape(banner)}</div>')
+        head = [self.banner_html] if self.banner_html is not None else []
+        self.widget = W.VBox([*head, W.HBox([controls, W.VBox([W.HTML("<b>overview (HR)</b>"), self.overview])]),
                               self.info, self.panels_box])
         self.widget.add_class("asymlib-comparison")
 
@@ -319,15 +360,16 @@ class ComparisonWidget:
         gain = float(self.gain_slider.value)
         return {k: (v if k == HR_LABEL else np.clip(gain * np.abs(v - hr), 0, 1)) for k, v in crops.items()}
 
-    def _caption(self, label: str, crop: np.ndarray, hr: np.ndarray) -> str:
-        lines = []
-        key = HR_LABEL if label == HR_LABEL else label
-        for k, v in self.scores.get((self.image_name, key), {}).items():
-            lines.append(f"{html.escape(str(k))}: {_fmt(v)}")
+    def _caption_lines(self, label: str, crop: np.ndarray, hr: np.ndarray) -> list[str]:
+        """Plain-text caption of a panel: its scores, then the crop PSNR."""
+        lines = [f"{k}: {_fmt(v)}" for k, v in self.scores.get((self.image_name, label), {}).items()]
         if self.crop_psnr and label != HR_LABEL:
             mse = float(np.mean((crop - hr) ** 2))
             lines.append(f"crop PSNR: {10 * math.log10(1.0 / mse):.2f} dB" if mse > 0 else "crop PSNR: inf")
-        return "<br>".join(lines) or "&nbsp;"
+        return lines
+
+    def _caption(self, label: str, crop: np.ndarray, hr: np.ndarray) -> str:
+        return "<br>".join(html.escape(line) for line in self._caption_lines(label, crop, hr)) or "&nbsp;"
 
     def render(self) -> None:
         """Redraw the overview and all panels (called on every control change)."""
@@ -363,6 +405,56 @@ class ComparisonWidget:
         self.info.value = (f"<small>{html.escape(self.image_name)}: HR {ww}x{hh}, crop x={x} y={y} "
                            f"size={s}</small>")
         self._render_count += 1
+
+    def snapshot(self, path: str | Path | None = None) -> bytes:
+        """The current view as one PNG: the banner, then the HR overview with the crop box and every panel
+        side by side, each with its title and caption (as :meth:`render` shows them).
+
+        The PNG is ``n * (panel_px + 8) + 8`` pixels wide for ``n`` tiles (the overview and the panels) and
+        ``8 + banner lines * 14 (+ 8) + title lines * 14 + panel_px + 4 + caption lines * 14 + 8`` high (text
+        wrapped to the tile width; the most lines of any tile count).
+        With ``path`` it is also written there (atomically). Returns the PNG bytes.
+        """
+        x, y, s = self.crop_box
+        hr = self._arrays(self.image_name)[HR_LABEL]
+        crops, shown = self.current_crops(), self.current_panels()
+        mode = " |diff|" if self.diff_toggle.value else ""
+        tiles = [("overview (HR)", _display_image(hr, self.panel_px, box=(x, y, s, s)),
+                  [f"{self.image_name}", f"crop x={x} y={y} size={s}"])]
+        tiles += [(label + (mode if label != HR_LABEL else ""), _display_image(shown[label], self.panel_px),
+                   self._caption_lines(label, crops[label], crops[HR_LABEL])) for label in self.panel_labels]
+        px, font = self.panel_px, _font()
+        width = len(tiles) * (px + _GAP) + _GAP
+        scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        banner = _wrap(scratch, self.banner, font, width - 2 * _GAP) if self.banner else []
+        titles = [_wrap(scratch, t, font, px) or [""] for t, _, _ in tiles]
+        captions = [[part for line in c for part in (_wrap(scratch, line, font, px) or [""])] for _, _, c in tiles]
+        n_title = max(len(t) for t in titles)
+        n_caption = max(len(c) for c in captions)
+        banner_h = len(banner) * _LINE + (_GAP if banner else 0)
+        height = _GAP + banner_h + n_title * _LINE + px + 4 + n_caption * _LINE + _GAP
+        canvas = Image.new("RGB", (width, height), (255, 255, 255))
+        draw = ImageDraw.Draw(canvas)
+        color = (176, 0, 32) if self.banner_alert else (27, 94, 32)
+        for i, line in enumerate(banner):
+            draw.text((_GAP, _GAP + i * _LINE), line, fill=color, font=font)
+        top = _GAP + banner_h
+        for k, ((_, img, _), title, caption) in enumerate(zip(tiles, titles, captions)):
+            left = _GAP + k * (px + _GAP)
+            for i, line in enumerate(title):
+                draw.text((left, top + i * _LINE), line, fill=(0, 0, 0), font=font)
+            canvas.paste(img, (left, top + n_title * _LINE))
+            for i, line in enumerate(caption):
+                draw.text((left, top + n_title * _LINE + px + 4 + i * _LINE), line, fill=(60, 60, 60), font=font)
+        buf = io.BytesIO()
+        canvas.save(buf, format="PNG")
+        data = buf.getvalue()
+        if path is not None:
+            from .atomic import atomic_path
+
+            with atomic_path(path) as tmp:
+                Path(tmp).write_bytes(data)
+        return data
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

@@ -3,6 +3,7 @@ comparison widget, at smoke sizes on CPU."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import matplotlib
 
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import asymlib
@@ -198,6 +200,55 @@ def test_autoencoder_adversarial_path(metric):
         train_autoencoder(create_autoencoder("tiny"), images, "rec_per", config=cfg, progress=False)
     with pytest.raises(ConfigError, match="larger than"):
         train_autoencoder(create_autoencoder("tiny"), images, "rec", config=AETrainConfig(crop=128), progress=False)
+
+
+def test_autoencoder_warmup_trains_l1_first():
+    images = [fit_image(embedded_images(["rocket"])["rocket"], 64)[0]]
+    cfg = AETrainConfig(steps=1, batch_size=2, crop=64, lr=3e-3, log_every=1, seed=0)
+    cold = train_autoencoder(create_autoencoder("tiny", seed=0), images, "rec", config=cfg, progress=False)
+    warm = train_autoencoder(create_autoencoder("tiny", seed=0), images, "rec", config=replace(cfg, warmup_steps=40),
+                             progress=False)
+    assert list(warm.log["step"]) == [1] and warm.steps == 1  # the log counts the objective's steps only
+    err = {name: F.l1_loss(reconstruct(r.model, images)[0], images[0]).item() for name, r in
+           (("cold", cold), ("warm", warm))}
+    assert err["warm"] < 0.7 * err["cold"], err
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        train_autoencoder(create_autoencoder("tiny"), images, "rec", config=replace(cfg, warmup_steps=-1),
+                          progress=False)
+
+
+class _ScaledDiscriminator(nn.Module):
+    """A discriminator whose logits are multiplied by ``gain`` (NaN gain: non-finite logits)."""
+
+    def __init__(self, gain: float) -> None:
+        super().__init__()
+        self.body = _TinyDiscriminator()
+        self.gain = gain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) * self.gain
+
+
+@pytest.mark.slow
+def test_autoencoder_stops_as_collapsed_under_the_sr_rule(metric):
+    images = [fit_image(embedded_images(["rocket"])["rocket"], 64)[0]]
+    # a calm discriminator: all steps run, finished
+    cfg = AETrainConfig(steps=4, batch_size=2, crop=64, log_every=1, collapse_patience=2)
+    ok = train_autoencoder(create_autoencoder("tiny", seed=0), images, "per_adv", metric=metric,
+                           discriminator=_ScaledDiscriminator(1.0), config=cfg, progress=False)
+    assert (ok.status, ok.reason, ok.steps) == ("finished", "", 4)
+    # logits over max_abs_logit on every step: stops after collapse_patience steps, as the SR trainer does
+    big = train_autoencoder(create_autoencoder("tiny", seed=0), images, "per_adv", metric=metric,
+                            discriminator=_ScaledDiscriminator(1e6), config=replace(cfg, max_abs_logit=10.0),
+                            progress=False)
+    assert big.status == "collapsed" and big.steps == 2 and "|logit| > 10.0 for 2 consecutive steps" in big.reason
+    # a non-finite loss stops at once
+    nan = train_autoencoder(create_autoencoder("tiny", seed=0), images, "per_adv", metric=metric,
+                            discriminator=_ScaledDiscriminator(float("nan")), config=cfg, progress=False)
+    assert nan.status == "collapsed" and nan.steps == 0 and "non-finite" in nan.reason
+    with pytest.raises(ConfigError, match="collapse_patience"):
+        train_autoencoder(create_autoencoder("tiny"), images, "rec", config=replace(cfg, collapse_patience=0),
+                          progress=False)
 
 
 # ------------------------------------------------------------------------------------------------

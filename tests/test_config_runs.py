@@ -67,36 +67,41 @@ def test_smoke_banner_disclaims():
     assert "NOT" not in profile_banner("paper", "imagenet")
 
 
-def test_our_columns_never_take_the_papers_name():
+def test_our_columns_never_take_the_papers_name(tmp_path, monkeypatch):
     """A paper-profile run must not overwrite the published numbers: ours read "ours (paper)"."""
-    from asymlib.experiments.discriminator_ablation import table3_comparison
-    from asymlib.experiments.gan_initialization import table2_comparison
-    from asymlib.reporting import ours_label, table4_comparison
+    from asymlib.reporting import ours_label, paper_comparison
 
+    monkeypatch.setenv("ASYMLIB_DATA", str(tmp_path))  # real data, not rehearsal fixtures: comparable
     assert ours_label("paper") == "ours (paper)"
     rows = [{"metric": "vgg16_r", "display": "VGG-16-R", "benchmark": b, "srcc": 0.111, "srcc_low": 0.1,
              "srcc_high": 0.2, "plcc": 0.222, "weights_source": "random", "profile": "paper"}
             for b in ("TID2013", "Average")]
-    t4 = table4_comparison(pd.DataFrame(rows)).set_index("metric")
+    t4 = paper_comparison(4, pd.DataFrame(rows), "paper", "imagenet")
+    assert t4.comparable
     paper4 = load_paper_table(4)
     published = paper4[(paper4.backbone == "VGG-16-R") & (paper4.benchmark == "Average")]
-    assert t4.loc["VGG-16-R", "paper SRCC (avg)"] == pytest.approx(published["srcc"].item())
-    assert t4.loc["VGG-16-R", "paper rank"] == published["rank"].item()
-    assert t4.loc["VGG-16-R", "ours (paper) SRCC (avg)"] == pytest.approx(0.111)
+    w4 = t4.wide()
+    assert set(w4.columns.get_level_values("source")) == {"paper", "ours (paper)", "delta"}
+    assert w4.loc["VGG-16-R", ("Average", "SRCC", "paper")] == pytest.approx(published["srcc"].item())
+    assert w4.loc["VGG-16-R", ("Average", "SRCC", "ours (paper)")] == pytest.approx(0.111)
+    assert w4.loc["VGG-16-R", ("Average", "PLCC", "delta")] == pytest.approx(0.222 - published["plcc"].item())
     rows2 = [{**r, "backbone": "vgg16", "initialization": "random", "init_display": "Random",
               "paper_backbone": "VGG-16", "status": "ok"} for r in rows]
-    t2 = table2_comparison(pd.DataFrame(rows2))
+    w2 = paper_comparison(2, pd.DataFrame(rows2), "paper", "imagenet").wide()
     paper2 = load_paper_table(2)
     pub2 = paper2[(paper2.backbone == "VGG-16") & (paper2.initialization == "Random") & (paper2.benchmark == "Average")]
-    assert t2.loc[0, "paper SRCC (avg)"] == pytest.approx(pub2["srcc"].item())
-    assert t2.loc[0, "ours (paper) SRCC (avg)"] == pytest.approx(0.111)
+    assert w2.loc[("VGG-16", "Random"), ("Average", "SRCC", "paper")] == pytest.approx(pub2["srcc"].item())
+    assert w2.loc[("VGG-16", "Random"), ("Average", "SRCC", "ours (paper)")] == pytest.approx(0.111)
     t3 = pd.DataFrame([{"head": "vanilla", "backbone": "VGG-16", "variant": "VGG-16", "evaluator": "Average",
                         "score": 12.5, "status": "finished"}])
-    wide = table3_comparison(t3, "paper")
+    w3 = paper_comparison(3, t3, "paper", "imagenet").wide()
     paper3 = load_paper_table(3)
     pub3 = paper3[(paper3["head"] == "vanilla") & (paper3.backbone == "VGG-16") & (paper3.nr_iqa == "Average")]
-    assert wide.loc[("Vanilla", "VGG-16"), "paper Average"] == pytest.approx(pub3["score"].item())
-    assert wide.loc[("Vanilla", "VGG-16"), "ours (paper) Average"] == pytest.approx(12.5)
+    avg = "Average (paper: MANIQA, LIQE, DeQA, VQ-R1; ours: no NR evaluator)"
+    assert w3.loc[("Vanilla", "VGG-16"), (avg, "paper")] == pytest.approx(pub3["score"].item())
+    assert w3.loc[("Vanilla", "VGG-16"), (avg, "ours (paper)")] == pytest.approx(12.5)
+    for wide in (w2, w3, w4):
+        assert list(dict.fromkeys(wide.columns.get_level_values("source"))) == ["paper", "ours (paper)", "delta"]
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -13,6 +13,7 @@ from asymlib.discriminators import create_discriminator, read_backbone_export
 from asymlib.errors import ConfigError, UnknownNameError
 from asymlib.experiments import discriminator_ablation as da
 from asymlib.pipeline import build_graph
+from asymlib.reporting import HEAD_TITLES, paper_comparison
 from asymlib.runs import Run, open_run, to_jsonable
 from asymlib.sr.config import PAPER_LAMBDAS, DiscriminatorConfig, SRTrainConfig
 from asymlib.sr.trainer import CHECKPOINT_FORMAT
@@ -248,17 +249,25 @@ def test_table3_layout_labels_every_column(tmp_path):
     assert set(t["head"]) == {"vanilla", "patch", "none"} and set(t["evaluator"]) == {"PIQE", "PSNR", "Average"}
     assert set(t["backbone"]) == {"VGG-16", "ResNet-50", "DINOv2", "w/o (base)"}
     assert len(t) == 7 * 3  # 6 ablation cells + base, one row per evaluator
-    wide = da.table3_comparison(t, "smoke")
+    wide = paper_comparison(3, t, "smoke", "random").wide()
     assert list(wide.index) == [("Vanilla", "VGG-16"), ("Vanilla", "ResNet-50"), ("Vanilla", "DINOv2"),
                                 ("Patch-level", "VGG-16"), ("Patch-level", "ResNet-50"), ("Patch-level", "DINOv2"),
                                 ("w/o", "w/o (base)")]
-    assert all(c.startswith(("paper ", "ours (smoke) ")) for c in wide.columns)
-    assert [c for c in wide.columns if c.startswith("paper ")] == [
-        "paper MANIQA", "paper LIQE", "paper DeQA", "paper VQ-R1", "paper Average"]
-    assert wide.loc[("Patch-level", "ResNet-50"), "paper Average"] == pytest.approx(63.92)
-    assert wide.loc[("Patch-level", "DINOv2"), "ours (smoke) backbone"] == "DINOv2 ViT-S/14"
+    assert list(dict.fromkeys(wide.columns.get_level_values("source"))) == ["paper", "ours (smoke)"]
+    avg = "Average (paper: MANIQA, LIQE, DeQA, VQ-R1; ours: PIQE)"
+    assert list(wide["paper"].columns) == ["MANIQA", "LIQE", "DeQA", "VQ-R1", avg]
+    assert list(wide["ours (smoke)"].columns) == [avg, "PIQE", "PSNR", "variant", "status"]
+    assert wide.loc[("Patch-level", "ResNet-50"), ("paper", avg)] == pytest.approx(63.92)
+    assert wide.loc[("Patch-level", "DINOv2"), ("ours (smoke)", "variant")] == "DINOv2 ViT-S/14"
     mine = t[(t["head"] == "vanilla") & (t["backbone"] == "VGG-16") & (t["evaluator"] == "Average")]["score"].item()
-    assert wide.loc[("Vanilla", "VGG-16"), "ours (smoke) Average"] == pytest.approx(mine)
+    assert wide.loc[("Vanilla", "VGG-16"), ("ours (smoke)", avg)] == pytest.approx(mine)
+    # a collapsed cell keeps its row: no score, its status beside it
+    cell = (t["head"] == "patch") & (t["backbone"] == "DINOv2")
+    wide = paper_comparison(3, t.assign(status=t["status"].where(~cell, "collapsed"),
+                                        score=t["score"].where(~cell)), "smoke", "random").wide()
+    row = wide.loc[(HEAD_TITLES["patch"], "DINOv2"), "ours (smoke)"]
+    assert row["status"] == "collapsed" and row[[avg, "PIQE", "PSNR"]].isna().all()
+    assert wide.loc[(HEAD_TITLES["patch"], "VGG-16"), ("ours (smoke)", "status")] == "finished"
 
 
 def test_fig7_marks_collapsed_runs_and_shows_seed_spread(tmp_path):

@@ -8,9 +8,10 @@ import torch
 
 from asymlib.config import get_profile
 from asymlib.errors import ConfigError, UnknownNameError
-from asymlib.experiments.figures import (StudyTables, compare_with_paper, comparison_inputs, fig3_data,
-                                         figures_config_for, load_study_tables, paper_tables, run_recovery)
+from asymlib.experiments.figures import (StudyTables, fig3_x_label, comparison_inputs, fig3_data, figures_config_for,
+                                         load_study_tables, paper_tables, run_recovery)
 from asymlib.imageio import save_image
+from asymlib.reporting import TABLE_TITLES, paper_comparison
 
 SMOKE = get_profile("smoke")
 
@@ -50,37 +51,17 @@ def _tables(sr_scores: pd.DataFrame | None = None) -> StudyTables:
                        profile="smoke", weights="random")
 
 
-def test_compare_with_paper_aligns_deltas_ranks_and_keeps_order():
-    paper = pd.DataFrame({"row": ["r"] * 3, "item": ["b", "a", "Std."], "value": [2.0, 3.0, 9.0]})
-    ours = pd.DataFrame({"row": ["r"] * 4, "item": ["a", "b", "Std.", "extra"], "value": [1.0, 5.0, 0.5, 4.0]})
-    comp = compare_with_paper(9, "t", paper, ours, ["row", "item"], "item", ["row"], ["item"], "smoke", "random",
-                              unranked=("Std.",))
-    long = comp.long.set_index("item")
-    assert list(comp.long["item"]) == ["b", "a", "Std.", "extra"]  # paper order, then our extra rows
-    assert long.loc["a", "delta"] == pytest.approx(-2.0) and long.loc["b", "delta"] == pytest.approx(3.0)
-    assert np.isnan(long.loc["extra", "paper"]) and np.isnan(long.loc["extra", "delta"])
-    assert long.loc["a", "paper_rank"] == 1 and long.loc["b", "paper_rank"] == 2
-    assert long.loc["b", "ours_rank"] == 1 and long.loc["extra", "ours_rank"] == 2 and long.loc["a", "ours_rank"] == 3
-    assert np.isnan(long.loc["Std.", "ours_rank"])  # Std. is never ranked
-    wide = comp.wide()
-    assert list(wide.columns.get_level_values(0)[:3]) == ["b", "b", "b"]
-    assert list(wide.columns.get_level_values(-1)[:3]) == ["paper", "ours (smoke)", "delta"]
-    ctx = comp.styled()._compute().ctx
-    bold = [k for k, v in ctx.items() if ("font-weight", "bold") in v]
-    under = [k for k, v in ctx.items() if ("text-decoration", "underline") in v]
-    cols = list(wide.columns)
-    assert sorted(cols[c] for _, c in bold) == [("a", "paper"), ("b", "ours (smoke)")]
-    assert sorted(cols[c] for _, c in under) == [("b", "paper"), ("extra", "ours (smoke)")]
-    assert "SMOKE PROFILE" in comp.styled().to_html()
-
-
-def test_paper_tables_put_our_numbers_beside_the_papers():
+def test_paper_tables_are_the_reporting_builders_and_keep_smoke_apart():
     comps = paper_tables(_tables())
     assert sorted(comps) == [1, 2, 3, 4]
+    assert all(not c.comparable and "delta" not in c.long.columns for c in comps.values())
+    assert [c.title for c in comps.values()] == [TABLE_TITLES[n] for n in (1, 2, 3, 4)]
+    frames = {1: _tables().table1, 2: _tables().fr_init, 3: _tables().table3, 4: _tables().metrics}
+    for n, comp in comps.items():
+        pd.testing.assert_frame_equal(comp.long, paper_comparison(n, frames[n], "smoke", "random").long)
     t4 = comps[4].long.set_index(["backbone", "benchmark", "statistic"])
     assert t4.loc[("VGG-16", "Average", "SRCC"), "paper"] == pytest.approx(0.853)
     assert t4.loc[("VGG-16", "Average", "SRCC"), "ours"] == pytest.approx(0.9)
-    assert t4.loc[("VGG-16", "Average", "SRCC"), "delta"] == pytest.approx(0.9 - 0.853)
     assert np.isnan(t4.loc[("VGG-16", "TID2013", "SRCC"), "ours"])  # smoke has no TID2013
     assert t4.loc[("VGG-16", "Average", "SRCC"), "ours_rank"] == 1
     # Table 1: our setting keys map onto the paper's labels, so the Average rows meet
@@ -95,6 +76,7 @@ def test_paper_tables_put_our_numbers_beside_the_papers():
     assert t3.loc[("patch", "VGG-16", "Average"), "paper"] == pytest.approx(62.61)
     assert t3.loc[("patch", "VGG-16", "Average"), "ours_rank"] == 1
     assert t3.loc[("none", "w/o (base)", "Average"), "ours_rank"] == 3
+    assert t3.loc[("patch", "VGG-16", "Average"), "status"] == "finished"
 
 
 def test_fig3_data_pairs_iqa_accuracy_with_sr_quality():
@@ -103,6 +85,12 @@ def test_fig3_data_pairs_iqa_accuracy_with_sr_quality():
     row = df[(df["setting"] == "perceptual") & (df["metric"] == "Swin-T")].iloc[0]
     assert row["iqa_srcc"] == pytest.approx(0.95) and row["sr_quality"] == pytest.approx(35.0)
     assert set(df["metric"]) == {"VGG-16-R", "VGG-16", "Swin-T"} and (df["iqa_statistic"] == "plcc").all()
+    assert (df["iqa_benchmarks"] == "notebook 01's benchmarks").all()  # tables without a protocol column
+    t = _tables()
+    t.metrics["protocol"] = np.where(t.metrics["benchmark"] == "Average", "mean over synthetic levels, pooled",
+                                     "global")
+    assert fig3_x_label(t, "srcc") == "IQA SRCC: synthetic levels, pooled"
+    assert (fig3_data(t)["iqa_benchmarks"] == "synthetic levels, pooled").all()
     with pytest.raises(ConfigError, match="no column 'mos'"):
         fig3_data(_tables(), statistic="mos")
     with pytest.raises(ConfigError, match="no 'LIQE' row"):
@@ -128,7 +116,8 @@ def test_load_study_tables_names_the_missing_notebook_and_checks_the_profile(tmp
 
 def test_figures_config_presets_and_overrides():
     smoke, paper = figures_config_for("smoke"), figures_config_for("paper")
-    assert smoke.iqa_statistic == "plcc" and paper.iqa_statistic == "srcc"
+    assert smoke.iqa_statistic == paper.iqa_statistic == "srcc"  # smoke's Average is the pooled synthetic SRCC
+    assert figures_config_for("smoke", iqa_statistic="plcc").iqa_statistic == "plcc"
     assert paper.recovery_metrics == ("vgg16", "clip_vit_b16") and paper.texture_metrics[-1] == "dinov2_vitb14"
     assert figures_config_for(SMOKE, recovery_steps=3, ae_steps=None).recovery_steps == 3
     with pytest.raises(UnknownNameError):

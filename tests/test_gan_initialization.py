@@ -16,13 +16,13 @@ from asymlib.discriminators import create_discriminator, read_backbone_export
 from asymlib.errors import CheckpointError, ConfigError, UnknownNameError, WeightsUnavailableError
 from asymlib.experiments.gan_initialization import (
     gan_init_config, nr_table, plot_fr_initialization, plot_nr_initialization, resolve_initializations,
-    run_fr_initialization, run_nr_initialization, table2_comparison)
+    run_fr_initialization, run_nr_initialization)
 from asymlib.pipeline import build_graph
 from asymlib.pipeline.declare import gan_source_spec
 from asymlib.iqa.nr import (NRTrainConfig, SyntheticNRDataset, create_nr_model, evaluate_nr, load_nr_checkpoint,
                             train_nr_model)
 from asymlib.iqa.synthetic import SyntheticFRBenchmark
-from asymlib.reporting import save_figure
+from asymlib.reporting import paper_comparison, save_figure
 
 SMALL_SYNTH = {"metric_study.synthetic.distortions": ("gaussian_blur", "jpeg"),
                "metric_study.train.iterations": 20, "metric_study.n_bootstrap": 20}
@@ -176,10 +176,15 @@ def test_fr_and_nr_study_tables_figures_and_reuse(tmp_path):
     assert avg.loc["random", "weights_source"] == "random(seed=0)"
     assert np.isnan(avg.loc["imagenet", "srcc"]) and avg.loc["imagenet", "weights_source"] == "none"
     assert avg.loc["gan", "srcc"] != avg.loc["random", "srcc"] or avg.loc["gan", "plcc"] != avg.loc["random", "plcc"]
-    t2 = table2_comparison(fr)
-    assert list(t2["initialization"]) == ["Random", "GAN", "ImageNet"]
-    assert t2.loc[0, "paper SRCC (avg)"] == pytest.approx(0.692)  # VGG-16, Random in the paper's Table 2
-    assert "ours (smoke) SRCC (avg)" in t2.columns and "SRCC" not in t2.columns
+    t2 = paper_comparison(2, fr, "smoke", "random").wide()
+    assert list(t2.index[:3]) == [("VGG-16", "Random"), ("VGG-16", "GAN"), ("VGG-16", "ImageNet")]
+    assert t2.loc[("VGG-16", "Random"), ("paper", "Average", "SRCC")] == pytest.approx(0.692)  # the paper's Table 2
+    ours = t2["ours (smoke)"]
+    assert ours.loc[("VGG-16", "GAN"), ("Average", "SRCC")] == pytest.approx(avg.loc["gan", "srcc"])
+    assert ours.loc[("VGG-16", "ImageNet"), ("status", "")] == "skipped: imagenet (not available offline)"
+    assert ours.loc[("VGG-16", "ImageNet")][[("Average", "SRCC"), ("Average", "PLCC")]].isna().all()
+    assert "delta" not in t2.columns.get_level_values("source")
+    assert not any("TID2013" in c for c in ours.columns.get_level_values(0))  # smoke has only its own benchmark
 
     nr = run_nr_initialization(prof, out, sources)
     assert list(nr["initialization"]) == ["random", "gan", "imagenet"]

@@ -94,7 +94,7 @@ def test_metric_study_smoke_runs_and_reuses(tmp_path):
     })
     df = run_metric_study(prof, tmp_path, metrics=["vgg16_r", "vgg16"])
     assert set(df["metric"]) == {"vgg16_r", "vgg16"}
-    assert set(df["benchmark"]) == {"Synthetic levels", "Average"}
+    assert set(df["benchmark"]) == {"Synthetic levels", "synthetic levels, pooled", "Average"}
     assert (df["profile"] == "smoke").all() and df["weights_source"].str.startswith("random").all()
     assert set(df["alpha_beta"]) == {"trained", "random, fixed"}
     row = df[(df["metric"] == "vgg16") & (df["benchmark"] == "Synthetic levels")].iloc[0]
@@ -116,6 +116,27 @@ def test_metric_study_smoke_runs_and_reuses(tmp_path):
     pd.testing.assert_frame_equal(df.reset_index(drop=True), df2.reset_index(drop=True))
     state = torch.load(trained / "metric_weights.pt", weights_only=True)
     assert state["alpha"].shape == (1, 1475, 1, 1)
+
+
+def test_pooled_synthetic_levels_separate_metrics_that_within_group_srcc_cannot(tmp_path):
+    """Smoke's synthetic benchmark: within (reference, distortion) groups every metric orders the levels
+    (SRCC 1), pooled over distortion types they differ, and the pooled row is what Table 4 averages."""
+    from asymlib.experiments.metric_construction import run_metric_study
+    from asymlib.pipeline.metric_runs import SYNTHETIC_POOLED_LABEL
+
+    prof = get_profile("smoke", **{"metric_study.train.iterations": 20, "metric_study.n_bootstrap": 50})
+    df = run_metric_study(prof, tmp_path, metrics=["vgg16_r", "vgg16", "swin_t"])
+    within = df[df["benchmark"] == "Synthetic levels"].set_index("metric")
+    pooled = df[df["benchmark"] == SYNTHETIC_POOLED_LABEL].set_index("metric")
+    avg = df[df["benchmark"] == "Average"].set_index("metric")
+    assert (within["srcc"] > 0.95).all()  # saturated: cannot tell the metrics apart
+    assert (pooled["protocol"].str.startswith("global")).all() and (pooled["n"] == within["n"]).all()
+    values = pooled.loc[["vgg16_r", "vgg16", "swin_t"], "srcc"].to_numpy()
+    assert np.abs(values[:, None] - values[None, :])[np.triu_indices(3, 1)].min() > 0.01, values
+    assert (pooled["srcc"] < within["srcc"]).all()
+    np.testing.assert_allclose(avg["srcc"], pooled.loc[avg.index, "srcc"])
+    np.testing.assert_allclose(avg["srcc_low"], pooled.loc[avg.index, "srcc_low"])
+    assert (avg["protocol"] == f"mean over {SYNTHETIC_POOLED_LABEL}").all()
 
 
 def test_vgg16_distance_increases_with_level_on_synthetic_set():

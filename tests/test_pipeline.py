@@ -66,7 +66,7 @@ def test_keys_change_with_results_and_with_dependencies():
     assert ("metric", "vgg16") in changed and ("metric_eval", "vgg16") in changed
     assert ("metric", "vgg16_r") not in changed  # its alpha/beta are not trained
     assert ("sr", "rec+perceptual-vgg16") in changed and ("sr", "stage1-l1") not in changed
-    s1 = _keys("smoke", **{"sr.stage1.lr": 5e-4})
+    s1 = _keys("smoke", **{"sr.stage1.lr": 2e-4})
     changed = {k for k in base if s1.get(k) != base[k]}
     stage2 = {k for k in base if k[0] == "sr" and k[1] != "stage1-l1"}
     assert ("sr", "stage1-l1") in changed and stage2 <= changed

@@ -114,7 +114,10 @@ def test_figures_of_every_notebook_are_written(rehearsal):
     assert rehearsal["proc"].returncode == 0
     figs = rehearsal["figs"]
     for stem in ("fig3_iqa_vs_optimization", "fig7_gan_weight_stability", "fig12_13_image_recovery",
-                 "fig14_discriminator_feature_maps", "fig15_texture_synthesis", "fig16_autoencoder"):
+                 "fig14_discriminator_feature_maps", "fig15_texture_synthesis", "fig16_autoencoder",
+                 "fig2_qualitative_objectives", "fig4_qualitative_objectives_metrics",
+                 "fig6_qualitative_discriminators", "fig9_qualitative_objectives_metrics",
+                 "fig10_qualitative_objectives_metrics", "fig11_qualitative_objectives_metrics"):
         assert (figs / f"{stem}.png").stat().st_size > 10_000, stem
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from asymlib.errors import ConfigError, UnknownNameError
-from asymlib.experiments.sr_optimization import STD_COLUMN, table1, table1_comparison
+from asymlib.experiments.sr_optimization import STD_COLUMN, table1
+from asymlib.reporting import paper_comparison
 from asymlib.sr.evaluators import (EvaluatorUnavailableError, Rescaling, _offline, calibrate, create_evaluator,
                                    evaluator_status, list_evaluators, parse_vq_r1_answer, score_images,
                                    synthetic_calibration_set)
@@ -111,6 +112,31 @@ def _fake_scores() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def test_plot_table1_titles_name_the_evaluators_each_average_averages():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from asymlib.config import get_profile
+    from asymlib.experiments.sr_optimization import SRStudyResult, plot_table1
+
+    table = table1(_fake_scores(), ["perceptual"], ["vgg16_r", "vgg16", "swin_t"], ["piqe", "maniqa", "psnr"])
+    result = SRStudyResult("smoke", "random", get_profile("smoke").sr, pd.DataFrame(), _fake_scores(), table,
+                           pd.DataFrame(), {}, {}, "")
+    fig = plot_table1(result)
+    try:
+        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        assert titles == ["paper: Average of MANIQA/LIQE/DeQA/VQ-R1", "ours (smoke): Average of PIQE/MANIQA"]
+    finally:
+        plt.close(fig)
+    fig = plot_table1(result, evaluator="PSNR")
+    try:
+        assert [ax.get_title() for ax in fig.axes if ax.get_title()][1] == "ours (smoke): PSNR"
+    finally:
+        plt.close(fig)
+
+
 def test_table1_std_average_and_paper_comparison():
     table = table1(_fake_scores(), ["perceptual"], ["vgg16_r", "vgg16", "swin_t"], ["piqe", "maniqa", "psnr"])
     cell = table.set_index(["evaluator", "column"])["score"]
@@ -118,8 +144,25 @@ def test_table1_std_average_and_paper_comparison():
     assert cell[("PIQE", "L1")] == 40.0 and cell[("MANIQA", "Ref.")] == 70.0
     assert cell[("Average", "VGG-16")] == pytest.approx(59.0)  # NR evaluators only (PSNR left out)
     assert cell[("Average", STD_COLUMN)] == pytest.approx(np.std([55.0, 59.0, 51.0]))
-    wide = table1_comparison(table, "smoke")
-    assert wide.loc[("Perceptual", "MANIQA"), ("VGG-16", "paper")] == 54.03
-    assert wide.loc[("Perceptual", "MANIQA"), ("VGG-16", "ours (smoke)")] == pytest.approx(64.0)
-    assert np.isnan(wide.loc[("Perceptual", "PIQE"), ("VGG-16", "paper")])
-    assert wide.loc[("Perceptual", "Average"), (STD_COLUMN, "paper")] == 5.863
+    avg = "Average (paper: MANIQA, LIQE, DeQA, VQ-R1; ours: PIQE, MANIQA)"  # PSNR is not averaged
+    smoke = paper_comparison(1, table, "smoke", "random")
+    wide = smoke.wide()
+    assert wide.loc[("Perceptual", "MANIQA"), ("paper", "VGG-16")] == 54.03
+    assert wide.loc[("Perceptual", "MANIQA"), ("ours (smoke)", "VGG-16")] == pytest.approx(64.0)
+    assert wide.loc[("Perceptual", avg), ("ours (smoke)", "VGG-16")] == pytest.approx(59.0)
+    assert wide.loc[("Perceptual", avg), ("paper", STD_COLUMN)] == 5.863
+    assert np.isnan(wide.loc[("Perceptual", "PIQE"), ("paper", "VGG-16")])
+    assert "delta" not in smoke.long.columns and "delta" not in wide.columns.get_level_values("source")
+    # the paper's block has the paper's six metrics; ours only the three we trained
+    assert [c for s, c in wide.columns if s == "ours (smoke)"] == ["VGG-16-R", "VGG-16", "Swin-T", STD_COLUMN, "L1",
+                                                                   "Ref."]
+    assert len([c for s, c in wide.columns if s == "paper"]) == 9
+    assert "Average" in set(smoke.long["evaluator"])  # the tidy table keeps the key
+    # ranks stay within each source; Std., L1 and Ref. are never ranked
+    long = smoke.long.set_index(["setting", "evaluator", "column"])
+    assert long.loc[("perceptual", "MANIQA", "VGG-16"), "ours_rank"] == 1  # 64 > 60 > 56
+    assert long.loc[("perceptual", "MANIQA", "VGG-16"), "paper_rank"] == 2  # ConvNeXt's 54.50 is first
+    assert long.loc[("perceptual", "MANIQA", "L1")][["paper_rank", "ours_rank"]].isna().all()
+    paper = paper_comparison(1, table, "paper", "imagenet", comparable=True).wide()
+    assert paper.loc[("Perceptual", avg), ("VGG-16", "delta")] == pytest.approx(59.0 - 59.37)
+    assert paper.loc[("Perceptual", "MANIQA"), ("VGG-16", "ours (paper)")] == pytest.approx(64.0)

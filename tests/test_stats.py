@@ -96,8 +96,23 @@ def test_plcc_after_logistic_beats_linear_on_sigmoid():
     assert fit.success
     assert value >= plcc(x, y, fit=False)
     assert value > 0.98
-    # A disagreeing predictor gets a negative PLCC, like its SRCC.
-    assert plcc(-x, y) == pytest.approx(-value, abs=1e-6)
+
+
+def test_plcc_of_a_decreasing_relation_is_that_of_the_fitted_prediction():
+    """pyiqa / VQEG: PLCC correlates the logistic-fitted prediction with the targets; the fit absorbs the
+    direction, so a disagreeing predictor gets a positive PLCC while its SRCC stays negative."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-6, 6, 300)
+    y = logistic4(x, 5.0, 1.0, 0.0, 1.0) + rng.normal(0, 0.1, x.size)
+    value, fit = plcc_with_fit(-x, y)
+    assert fit.success and not fit.increasing
+    assert value == pytest.approx(np.corrcoef(fit(-x), y)[0, 1], abs=1e-12)
+    assert value > 0.98 and value > abs(plcc(-x, y, fit=False))
+    assert value == pytest.approx(plcc_with_fit(x, y)[0], abs=1e-6)
+    assert srcc(-x, y) < -0.9
+    out = evaluate_iqa(-x, y, pred_higher_is_better=True, target_higher_is_better=True, n_resamples=200, seed=1)
+    assert out["plcc"] == pytest.approx(value) and out["srcc"] < -0.9
+    assert 0.9 < out["plcc_low"] <= out["plcc"] <= out["plcc_high"] <= 1.0  # the interval is not flipped either
 
 
 def test_bootstrap_ci_contains_estimate_and_narrows():

@@ -5,6 +5,7 @@
 - :mod:`.autoencoder`: a small autoencoder trained with the SR objectives (Fig. 16).
 - :mod:`.featuremaps`: discriminator feature maps (Fig. 14).
 - :mod:`.correlation`: IQA accuracy vs. optimization quality with bootstrap intervals (Fig. 3).
+- :mod:`.qualitative`: grids of images with a magnified zoom region (Figs. 2, 4, 6, 9-11).
 
 The side-by-side comparison widget lives in :mod:`asymlib.widgets`.
 """
@@ -37,6 +38,14 @@ from .featuremaps import (
     plot_feature_maps,
     stage_features,
 )
+from .qualitative import (
+    ZOOM_STYLES,
+    Panel,
+    crop_box_array,
+    panel_array,
+    plot_zoom_grid,
+    zoom_box,
+)
 from .recovery import (
     INITIALIZATIONS,
     RecoveryResult,
@@ -66,16 +75,19 @@ __all__ = [
     "OBJECTIVE_SETTINGS",
     "REDUCTIONS",
     "SETTING_ORDER",
+    "ZOOM_STYLES",
     "AETrainConfig",
     "AETrainResult",
     "AutoencoderConfig",
     "ConvAutoencoder",
     "ObjectiveWeights",
+    "Panel",
     "RecoveryResult",
     "TextureResult",
     "as_batch",
     "correlation_table",
     "create_autoencoder",
+    "crop_box_array",
     "feature_maps",
     "fit_image",
     "gaussian_blur",
@@ -86,12 +98,14 @@ __all__ = [
     "metric_gradient",
     "normalize_map",
     "optimize_image",
+    "panel_array",
     "paper_correlation_data",
     "plot_autoencoder_results",
     "plot_feature_maps",
     "plot_iqa_vs_optimization",
     "plot_recovery",
     "plot_textures",
+    "plot_zoom_grid",
     "reconstruct",
     "recover_image",
     "register_autoencoder_preset",
@@ -102,4 +116,5 @@ __all__ = [
     "texture_weights",
     "to_numpy_image",
     "train_autoencoder",
+    "zoom_box",
 ]

@@ -260,6 +260,8 @@ class AETrainConfig:
 
     Attributes:
         steps: generator updates (each followed by one discriminator update when adversarial).
+        warmup_steps: L1-only updates before those ``steps`` (no metric, no discriminator update), as SR's stage
+            2 starts from an L1-trained stage 1; 0 trains the objective from the initialization.
         batch_size, crop: random crops of ``crop`` pixels (>= the metric's ``min_size``) per step.
         lr, betas: Adam for the autoencoder (SR defaults: 2e-4, (0.9, 0.99)); ``d_lr`` for the discriminator.
         lr_milestones: steps at which both learning rates are halved.
@@ -268,9 +270,14 @@ class AETrainConfig:
         seed: seed of the crop sampler.
         relativistic_mean: mean ``E d(.)`` of the relativistic losses over patch logits: ``"all"`` (BasicSR's,
             the default) or ``"batch"`` (per position); :func:`asymlib.sr.losses.relativistic_mean`.
+        max_d_loss, max_abs_logit, collapse_patience: the SR trainer's collapse rule
+            (:class:`asymlib.sr.collapse.CollapseRule`): training stops as ``collapsed`` when the discriminator
+            loss or a logit stays over its threshold for ``collapse_patience`` consecutive steps, or at once when
+            a loss is not finite.
     """
 
     steps: int = 200
+    warmup_steps: int = 0
     batch_size: int = 4
     crop: int = 64
     lr: float = 2e-4
@@ -281,13 +288,18 @@ class AETrainConfig:
     log_every: int = 10
     seed: int = 0
     relativistic_mean: str = "all"
+    max_d_loss: float = 50.0
+    max_abs_logit: float = 1e4
+    collapse_patience: int = 20
 
     def validate(self) -> None:
         from ..sr.losses import MEAN_OVER_CHOICES
 
-        for name in ("steps", "batch_size", "crop", "log_every"):
+        for name in ("steps", "batch_size", "crop", "log_every", "collapse_patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AETrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"AETrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.lr <= 0 or self.d_lr <= 0:
             raise ConfigError("learning rates must be > 0")
         if self.relativistic_mean not in MEAN_OVER_CHOICES:
@@ -303,9 +315,12 @@ class AETrainResult:
         model: the trained autoencoder (same object as passed in).
         discriminator: the trained discriminator (None without adversarial term).
         log: one row per logged step: ``step, loss, l1, perceptual, adversarial, d_loss, seconds``
-            (terms are unweighted; ``loss`` is the weighted generator objective).
+            (terms are unweighted; ``loss`` is the weighted generator objective; steps count from the end of the
+            warm-up).
         objective: the weights used.
         seconds: wall time.
+        status, reason, steps: ``"finished"``, or ``"collapsed"`` with why and at which step it stopped
+            (``steps`` generator updates were made).
     """
 
     model: nn.Module
@@ -313,6 +328,9 @@ class AETrainResult:
     log: pd.DataFrame
     objective: ObjectiveWeights
     seconds: float
+    status: str = "finished"
+    reason: str = ""
+    steps: int = 0
 
 
 def _stack_images(images: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -371,6 +389,7 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
     """
     from ..progress import tqdm
 
+    from ..sr.collapse import CollapseRule
     from ..sr.losses import generator_loss, relativistic_discriminator_loss
 
     config.validate()
@@ -395,6 +414,20 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
         d_opt = torch.optim.Adam(d_params, lr=config.d_lr, betas=config.betas)
         scheds.append(torch.optim.lr_scheduler.MultiStepLR(d_opt, list(config.lr_milestones), 0.5))
     model.train()
+    for _ in range(config.warmup_steps):
+        x = sampler(config.batch_size)
+        with torch.enable_grad():
+            warm = F.l1_loss(model(x), x)
+            warm_grads = torch.autograd.grad(warm, g_params)
+        for p, g in zip(g_params, warm_grads):
+            p.grad = g
+        g_opt.step()
+    if config.warmup_steps:  # the objective starts with fresh moment estimates, like a new stage
+        g_opt = torch.optim.Adam(g_params, lr=config.lr, betas=config.betas)
+        scheds[0] = torch.optim.lr_scheduler.MultiStepLR(g_opt, list(config.lr_milestones), 0.5)
+    rule = CollapseRule(config.max_d_loss, config.max_abs_logit, config.collapse_patience)
+    status, reason, bad_steps, done = "finished", "", 0, 0
+    model.train()
     rows: list[dict[str, float]] = []
     start = time.perf_counter()
     bar = tqdm(range(1, config.steps + 1), desc=f"autoencoder[{obj.display}]", disable=not progress,
@@ -407,6 +440,9 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
             loss, terms = generator_loss(x_hat, x, lambda_rec=obj.rec, lambda_per=obj.perceptual,
                                          lambda_adv=obj.adversarial, metric=metric, discriminator=discriminator,
                                          mean_over=config.relativistic_mean)  # type: ignore[arg-type]
+            if not torch.isfinite(loss.detach()):
+                status, reason = "collapsed", f"non-finite generator loss at step {step}"
+                break
             grads = torch.autograd.grad(loss, g_params)
         for p, g in zip(g_params, grads):
             p.grad = g
@@ -416,14 +452,20 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
         if use_d:
             assert discriminator is not None and d_opt is not None
             with torch.enable_grad():
-                d_loss = relativistic_discriminator_loss(discriminator(x), discriminator(x_hat.detach()),
-                                                         config.relativistic_mean)  # type: ignore[arg-type]
+                real, fake = discriminator(x), discriminator(x_hat.detach())
+                d_loss = relativistic_discriminator_loss(real, fake, config.relativistic_mean)  # type: ignore[arg-type]
+                if not torch.isfinite(d_loss.detach()):
+                    status, reason = "collapsed", f"non-finite discriminator loss at step {step}"
+                    break
                 d_grads = torch.autograd.grad(d_loss, d_params)
             for p, g in zip(d_params, d_grads):
                 p.grad = g
             d_opt.step()
+            max_logit = float(torch.maximum(real.detach().abs().max(), fake.detach().abs().max()))
+            bad_steps = bad_steps + 1 if rule.exploding(float(d_loss.detach()), max_logit) else 0
         for s in scheds:
             s.step()
+        done = step
         if step == 1 or step == config.steps or step % config.log_every == 0:
             row = {"step": step, "loss": float(loss.detach()), "l1": float(F.l1_loss(x_hat.detach(), x)),
                    "perceptual": float(terms["l_per"].detach()) if "l_per" in terms else 0.0,
@@ -434,9 +476,13 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
                 run.log(step, **{k: v for k, v in row.items() if k != "step"})
             if progress:
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
+        if rule.collapsed(bad_steps):
+            status, reason = "collapsed", rule.reason(bad_steps, step)
+            break
+    bar.close()
     model.eval()
     return AETrainResult(model=model, discriminator=discriminator, log=pd.DataFrame(rows), objective=obj,
-                         seconds=time.perf_counter() - start)
+                         seconds=time.perf_counter() - start, status=status, reason=reason, steps=done)
 
 
 @torch.no_grad()

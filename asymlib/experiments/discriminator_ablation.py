@@ -41,10 +41,11 @@ from ..config import DiscriminatorStudyConfig, Profile
 from ..pipeline import StudyContext, ensure
 from ..pipeline.declare import discriminator_spec
 from ..pipeline.metric_runs import metric_source
-from ..pipeline.sr_runs import (BACKBONE_EXPORT_NAME, GRAD_NORMS_NAME, EvaluatorPool, score_runs,
-                                export_discriminator_backbone, list_gan_backbones)
+from ..pipeline.sr_runs import (BACKBONE_EXPORT_NAME, DISCRIMINATOR_IMAGE_SCORES, GRAD_NORMS_NAME, EvaluatorPool,
+                                score_runs, export_discriminator_backbone, list_gan_backbones)
+from ..atomic import atomic_write_csv
 from ..errors import RunFileError
-from ..reporting import load_paper_table, ours_label, profile_banner
+from ..reporting import HEAD_TITLES, profile_banner
 from ..runs import _parse_log, read_csv_file
 from ..sr.config import SRStudyConfig
 
@@ -60,12 +61,10 @@ __all__ = [
     "StudyCell",
     "study_cells",
     "table3",
-    "table3_comparison",
     "training_curves",
 ]
 
 AVERAGE, BASE_LABEL = "Average", "w/o (base)"
-HEAD_TITLES = {"vanilla": "Vanilla", "patch": "Patch-level", "none": "w/o"}
 _PAPER_BACKBONE = {"vgg16": "VGG-16", "resnet50": "ResNet-50", "dinov2_vits14": "DINOv2", "dinov2_vitb14": "DINOv2",
                    "dinov2_vitl14": "DINOv2", "dinov2_vitg14": "DINOv2"}
 
@@ -92,7 +91,8 @@ class DiscriminatorStudyResult:
             ``lambda_adv``, ``seed``, ``roles`` (``base``/``ablation``/``sweep``, ``+``-joined), ``status``, ``step``,
             ``reason``, ``run_id``, ``run_dir``, ``export`` (backbone export path or empty).
         scores: tidy per-image scores (``run_id``, ``evaluator`` display, ``kind``, ``image``, ``raw``, ``score``:
-            rescaled NR / raw FR).
+            rescaled NR / raw FR, ``images_dir``: the run's SR outputs, relative to the output folder); also
+            written to ``<output>/tables/discriminator_image_scores.csv`` (with ``profile``) for notebook 05.
         summary: one row per run and evaluator (mean over images) including the NR ``Average``.
         table: Table 3 in tidy form (``head, backbone, evaluator, score``), see :func:`table3`.
         curves: training logs of the adversarial runs, see :func:`training_curves`.
@@ -152,34 +152,6 @@ def table3(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
                          "variant": r.display, "evaluator": ev, "score": float(s.get(ev, np.nan)),
                          "status": r.status})
     return pd.DataFrame(rows, columns=["head", "backbone", "variant", "evaluator", "score", "status"])
-
-
-def table3_comparison(table: pd.DataFrame, profile: str) -> pd.DataFrame:
-    """Table 3 layout: rows ``(discriminator, backbone)`` in the paper's order; the paper's columns labelled
-    ``paper <evaluator>``, ours ``ours (<profile>) <evaluator>`` (never an unlabelled column, never ``paper``).
-
-    ``ours (<profile>) backbone`` names our discriminator backbone (e.g. DINOv2 ViT-S/14 in smoke) and
-    ``ours (<profile>) status`` says whether the run finished or collapsed.
-    """
-    paper = load_paper_table(3)
-    paper_cols = list(dict.fromkeys(paper["nr_iqa"]))
-    p_wide = paper.pivot_table(index=["head", "backbone"], columns="nr_iqa", values="score", aggfunc="first")
-    p_wide = p_wide[paper_cols].add_prefix("paper ")
-    ours_ev = list(dict.fromkeys(table["evaluator"]))
-    o_wide = table.pivot_table(index=["head", "backbone"], columns="evaluator", values="score", aggfunc="first",
-                               dropna=False)
-    o_wide = o_wide.reindex(columns=[e for e in ours_ev if e != AVERAGE] + [AVERAGE]).add_prefix(f"{ours_label(profile)} ")
-    info = table.drop_duplicates(["head", "backbone"]).set_index(["head", "backbone"])[["variant", "status"]]
-    info.columns = [f"{ours_label(profile)} backbone", f"{ours_label(profile)} status"]
-    wide = p_wide.join(o_wide, how="outer").join(info, how="left")
-    order = [(h, b) for h in ("vanilla", "patch", "none") for b in
-             list(dict.fromkeys(list(paper.loc[paper["head"] == h, "backbone"]) +
-                                list(table.loc[table["head"] == h, "backbone"])))]
-    wide = wide.reindex([o for o in order if o in wide.index])
-    wide.index = pd.MultiIndex.from_tuples([(HEAD_TITLES.get(h, h), b) for h, b in wide.index],
-                                           names=["discriminator", "backbone"])
-    wide.attrs["banner"] = profile_banner(profile, "")
-    return wide
 
 
 def _read_curve(run_dir: Path) -> pd.DataFrame:
@@ -292,7 +264,7 @@ def run_discriminator_study(profile: Profile, output_dir: str | Path, progress: 
                           "reason": st.get("reason", ""), "run_id": key, "run_dir": spec.relpath(),
                           "export": export})
     runs = pd.DataFrame(runs_rows)
-    scores = pd.DataFrame(columns=["run_id", "evaluator", "kind", "image", "raw", "score"])
+    scores = pd.DataFrame(columns=["run_id", "evaluator", "kind", "image", "raw", "score", "images_dir"])
     availability, rescalings = pd.DataFrame(), {}
     if evaluate:
         pool = EvaluatorPool.of(ctx)
@@ -300,7 +272,9 @@ def run_discriminator_study(profile: Profile, output_dir: str | Path, progress: 
         availability = pool.availability()
         sources: dict[str, str | None] = {r.run_id: r.run_id for r in runs.itertuples() if r.status == "finished"}
         scored = score_runs(ctx, sources, pool, rescalings, train_missing)
-        scores = scored.rename(columns={"label": "run_id"})[["run_id", "evaluator", "kind", "image", "raw", "score"]]
+        scores = scored.rename(columns={"label": "run_id"})[["run_id", "evaluator", "kind", "image", "raw", "score",
+                                                             "images_dir"]]
+        atomic_write_csv(scores.assign(profile=profile.name), Path(output_dir) / "tables" / DISCRIMINATOR_IMAGE_SCORES)
     summary = _summarize(scores)
     table = table3(runs, summary)
     curves = training_curves(runs, ctx.output_dir)

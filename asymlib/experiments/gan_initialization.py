@@ -48,7 +48,7 @@ from ..config import INITIALIZATIONS, GanInitConfig, GanSourceConfig, Profile
 from ..errors import AsymlibError, WeightsUnavailableError
 from ..pipeline import StudyContext, ensure
 from ..pipeline.declare import gan_source_spec, metric_train_spec, nr_spec
-from ..pipeline.metric_runs import SYNTHETIC_LABEL, metric_results
+from ..pipeline.metric_runs import SYNTHETIC_LABEL, SYNTHETIC_POOLED_LABEL, metric_results
 from ..pipeline.nr_runs import SYNTHETIC_NR_NOTE, load_nr_benchmark, nr_statistics
 from ..pipeline.sr_runs import export_discriminator_backbone
 from ..reporting import load_paper_table, ours_label, profile_banner
@@ -70,7 +70,6 @@ __all__ = [
     "run_fr_initialization",
     "run_gan_init_study",
     "run_nr_initialization",
-    "table2_comparison",
 ]
 
 INIT_DISPLAY = {"random": "Random", "gan": "GAN", "imagenet": "ImageNet"}  # as in the paper's Table 2 CSV
@@ -214,7 +213,7 @@ def resolve_initializations(profile: Profile, output_dir: str | Path,
 def _benchmark_labels(profile: Profile) -> list[str]:
     ms = profile.metric_study
     if "synthetic" in ms.eval_sets:
-        return [SYNTHETIC_LABEL]
+        return [SYNTHETIC_LABEL, SYNTHETIC_POOLED_LABEL]
     from ..iqa.datasets import create_fr_dataset
 
     root = profile.resolved_data_root()
@@ -267,40 +266,6 @@ def run_fr_initialization(profile: Profile, output_dir: str | Path, sources: Map
             df["status"] = src.status
             out.append(df)
     return pd.concat(out, ignore_index=True)
-
-
-def table2_comparison(results: pd.DataFrame) -> pd.DataFrame:
-    """Table 2 layout: one row per backbone x initialization; the paper's SRCC/PLCC beside ours.
-
-    Paper columns: the average and every benchmark we evaluated too; our columns are prefixed
-    ``ours (<profile>)`` (``ours (smoke) SRCC [Synthetic levels]``), never plain ``SRCC`` nor ``paper``.
-    """
-    paper = load_paper_table(2).set_index(["backbone", "initialization", "benchmark"])
-    ours = ours_label(str(results["profile"].iloc[0]))
-    benches = [b for b in dict.fromkeys(results["benchmark"]) if b != "Average"]
-    rows = []
-    for (bb, init), grp in results.groupby(["backbone", "initialization"], sort=False):
-        first = grp.iloc[0]
-        pb, pi = first["paper_backbone"], first["init_display"]
-        row: dict[str, Any] = {"backbone": first["display"], "initialization": pi}
-        for b in ["Average"] + [b for b in benches if (pb, pi, b) in paper.index]:
-            if (pb, pi, b) in paper.index:
-                tag = "avg" if b == "Average" else b
-                row[f"paper SRCC ({tag})"] = paper.loc[(pb, pi, b), "srcc"]
-                row[f"paper PLCC ({tag})"] = paper.loc[(pb, pi, b), "plcc"]
-        for b in benches:
-            r = grp[grp["benchmark"] == b].iloc[0]
-            row[f"{ours} SRCC [{b}]"] = r.get("srcc", np.nan)
-            lo, hi = r.get("srcc_low", np.nan), r.get("srcc_high", np.nan)
-            row[f"{ours} SRCC 95% CI [{b}]"] = "" if pd.isna(lo) else f"[{lo:.3f}, {hi:.3f}]"
-            row[f"{ours} PLCC [{b}]"] = r.get("plcc", np.nan)
-        avg = grp[grp["benchmark"] == "Average"].iloc[0]
-        row[f"{ours} SRCC (avg)"] = avg.get("srcc", np.nan)
-        row[f"{ours} PLCC (avg)"] = avg.get("plcc", np.nan)
-        row["backbone weights"] = avg.get("weights_source", "none")
-        row["status"] = avg["status"]
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ One run on the command line (DDP under torchrun): ``python -m asymlib.runs train
 """
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,13 +35,13 @@ from ..metrics.registry import get_metric_preset
 from ..pipeline import StudyContext, ensure
 from ..pipeline.declare import stage1_spec, stage2_spec
 from ..pipeline.metric_runs import metric_source
-from ..pipeline.sr_runs import EvaluatorPool, score_runs, sr_data
-from ..reporting import load_paper_table, profile_banner
+from ..pipeline.sr_runs import EvaluatorPool, bicubic_baseline, score_runs, sr_data
+from ..reporting import averaged_evaluators, load_paper_table, paper_averaged_evaluators, profile_banner
 from ..sr.config import SR_SETTINGS, SRStudyConfig
 from ..sr.evaluators import Rescaling, get_evaluator_spec
 
-__all__ = ["SRStudyResult", "comparison_widget", "plot_table1", "run_sr_study", "run_training", "table1",
-           "table1_comparison", "L1_COLUMN", "REF_COLUMN", "STD_COLUMN", "AVERAGE_ROW"]
+__all__ = ["SRStudyResult", "plot_table1", "run_sr_study", "run_training", "table1",
+           "L1_COLUMN", "REF_COLUMN", "STD_COLUMN", "AVERAGE_ROW"]
 
 L1_COLUMN, REF_COLUMN, STD_COLUMN, AVERAGE_ROW = "L1", "Ref.", "Std.", "Average"
 
@@ -93,6 +92,8 @@ class SRStudyResult:
         availability: evaluator, kind, status (``available`` / ``unavailable: <why>``), source.
         rescalings: the Appendix D fit of each available NR evaluator.
         alpha_beta: metric key -> where its alpha/beta came from.
+        baseline: the stage-1 model against bicubic upsampling, PSNR per validation image
+            (:func:`~asymlib.pipeline.sr_runs.bicubic_baseline`; empty while stage 1 is not finished).
     """
 
     profile: str
@@ -107,10 +108,17 @@ class SRStudyResult:
     data_description: str
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def banner(self) -> str:
         return profile_banner(self.profile, self.weights)
+
+    @property
+    def stage1_beats_bicubic(self) -> bool | None:
+        """Whether the stage-1 model has a higher PSNR than bicubic upsampling on every validation image
+        (None while stage 1 is not finished)."""
+        return None if self.baseline.empty else bool((self.baseline["gain_db"] > 0).all())
 
 
 def _display(metric: str) -> str:
@@ -160,34 +168,6 @@ def table1(scores: pd.DataFrame, settings: Sequence[str], metrics: Sequence[str]
     return pd.DataFrame(rows, columns=["setting", "evaluator", "column", "score"])
 
 
-def table1_comparison(table: pd.DataFrame, profile: str) -> pd.DataFrame:
-    """Table 1 layout with the paper's numbers beside ours.
-
-    Rows: (setting title, evaluator); columns: (Table 1 column, source) with source ``paper`` or ``ours
-    (<profile>)``. Paper cells exist only for the paper's evaluators (MANIQA, LIQE, DeQA, VQ-R1, Average);
-    smoke numbers are never in a column that could be read as the paper's.
-    """
-    paper = load_paper_table(1)
-    label_to_key = {s.paper_label: s.key for s in SR_SETTINGS.values()}
-    paper = paper.assign(setting=paper["setting"].map(label_to_key), source="paper",
-                         evaluator=paper["nr_iqa"]).drop(columns="nr_iqa")
-    ours = table.assign(source=f"ours ({profile})")
-    ours = ours[ours["setting"].notna()]
-    keep = set(ours["setting"])
-    both = pd.concat([paper[paper["setting"].isin(keep)], ours], ignore_index=True)
-    column_order = list(dict.fromkeys(list(ours["column"]) + list(paper["column"])))
-    wide = both.pivot_table(index=["setting", "evaluator"], columns=["column", "source"], values="score",
-                            aggfunc="first", dropna=False)
-    ev_order = list(dict.fromkeys(list(ours["evaluator"]) + list(paper["evaluator"])))
-    setting_order = [s for s in SR_SETTINGS if s in keep]
-    wide = wide.reindex(pd.MultiIndex.from_product([setting_order, ev_order], names=["setting", "evaluator"]))
-    wide = wide.dropna(how="all")
-    sources = ["paper", f"ours ({profile})"]
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([column_order, sources], names=["column", "source"]))
-    wide.index = wide.index.set_levels([SR_SETTINGS[s].title for s in wide.index.levels[0]], level=0)
-    return wide
-
-
 def run_sr_study(profile: Profile, output_dir: str | Path, progress: bool = True,
                  train_missing: bool = True) -> SRStudyResult:
     """Train (or reuse) every run of the profile's SR grid, score the validation outputs and build Table 1.
@@ -222,13 +202,17 @@ def run_sr_study(profile: Profile, output_dir: str | Path, progress: bool = True
     table = table1(scores, cfg.settings, cfg.metrics, pool.scorable(rescalings))
     s2 = {r.metric: r.run_id for r in runs.iloc[1:].itertuples()}
     alpha_beta = {m: metric_source(ctx, ctx.graph[s2[m]]) for m in cfg.metrics if m in s2}
+    baseline = pd.DataFrame()
+    if L1_COLUMN in sources:
+        baseline = bicubic_baseline(ctx, str(sources[L1_COLUMN])).assign(profile=profile.name)
+        atomic_write_csv(baseline, Path(output_dir) / "tables" / "sr_stage1_vs_bicubic.csv")
     return SRStudyResult(profile.name, profile.weights, cfg, runs, scores, table, pool.availability(), rescalings,
                          alpha_beta, sr_data(ctx).description, round(time.perf_counter() - t0, 1),
-                         extra={"output_dir": str(Path(output_dir))})
+                         extra={"output_dir": str(Path(output_dir))}, baseline=baseline)
 
 
 # ----------------------------------------------------------------------------------------------
-# Figures and widgets
+# Figures
 # ----------------------------------------------------------------------------------------------
 def plot_table1(result: SRStudyResult, evaluator: str | None = None):
     """Heat maps settings x columns: the paper's ``Average`` rows beside ours (rescaled NR ``Average``, or the
@@ -246,9 +230,12 @@ def plot_table1(result: SRStudyResult, evaluator: str | None = None):
     paper = paper[paper["nr_iqa"] == AVERAGE_ROW].assign(setting=lambda d: d["setting"].map(label_to_key))
     cols = [c for c in dict.fromkeys(paper["column"]) if c != STD_COLUMN]
     ours = table[(table["evaluator"] == ev) & (table["column"] != STD_COLUMN)]
+    ours_title = f"ours ({result.profile}): {ev}"
+    if ev == AVERAGE_ROW:
+        ours_title += f" of {'/'.join(averaged_evaluators(table)) or 'no NR evaluator'}"
     fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
-    for ax, df, title in ((axes[0], paper, "paper: Average of MANIQA/LIQE/DeQA/VQ-R1"),
-                          (axes[1], ours, f"ours ({result.profile}): {ev}")):
+    for ax, df, title in ((axes[0], paper, f"paper: Average of {'/'.join(paper_averaged_evaluators(1))}"),
+                          (axes[1], ours, ours_title)):
         wide = df.pivot_table(index="setting", columns="column", values="score", aggfunc="first", dropna=False)
         wide = wide.reindex(index=[s for s in SR_SETTINGS if s in wide.index],
                             columns=[c for c in cols + list(wide.columns) if c in wide.columns])
@@ -269,43 +256,3 @@ def plot_table1(result: SRStudyResult, evaluator: str | None = None):
                  color="#b00020" if result.profile == "smoke" else "black")
     fig.tight_layout()
     return fig
-
-
-def comparison_widget(result: SRStudyResult):
-    """ipywidgets viewer: pick an image, a setting and a metric; shows HR, the L1 model and that run's output."""
-    import ipywidgets as widgets
-
-    sc = result.scores.drop_duplicates(["column", "setting", "images_dir"])
-    root = Path(result.extra.get("output_dir", "."))
-    dirs = {(r.column, r.setting if isinstance(r.setting, str) else None): root / r.images_dir for r in sc.itertuples()}
-    images = sorted({p.stem for d in dirs.values() for p in d.glob("*.png")})
-    settings = [s for s in result.config.settings]
-    metrics = [_display(m) for m in result.config.metrics]
-    img_dd = widgets.Dropdown(options=images, description="image")
-    set_dd = widgets.Dropdown(options=settings, description="setting")
-    met_dd = widgets.Dropdown(options=metrics, description="metric")
-    panes = [widgets.Image(format="png", width=256) for _ in range(3)]
-    labels = [widgets.Label(t) for t in ("HR (Ref.)", "L1 (stage 1)", "stage 2")]
-
-    def png(path: Path | None) -> bytes:
-        if path is not None and path.is_file():
-            return path.read_bytes()
-        buf = io.BytesIO()
-        from PIL import Image
-
-        Image.new("RGB", (64, 64), (200, 200, 200)).save(buf, format="PNG")
-        return buf.getvalue()
-
-    def refresh(*_: Any) -> None:
-        name = f"{img_dd.value}.png"
-        sources = [dirs.get((REF_COLUMN, None)), dirs.get((L1_COLUMN, None)), dirs.get((met_dd.value, set_dd.value))]
-        for pane, d in zip(panes, sources):
-            pane.value = png(d / name if d is not None else None)
-        labels[2].value = f"{set_dd.value} / {met_dd.value}" + ("" if sources[2] else " (no output: collapsed?)")
-
-    for w in (img_dd, set_dd, met_dd):
-        w.observe(refresh, names="value")
-    if images:
-        refresh()
-    columns = [widgets.VBox([lab, pane]) for lab, pane in zip(labels, panes)]
-    return widgets.VBox([widgets.HBox([img_dd, set_dd, met_dd]), widgets.HBox(columns)])

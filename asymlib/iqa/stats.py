@@ -3,11 +3,15 @@
 Conventions (VQEG / pyiqa):
 
 - SRCC and KRCC are computed from ranks (Spearman rho, Kendall tau-b; ties get average ranks).
-- PLCC is computed after mapping the predictions through the 4-parameter logistic
+- PLCC is the Pearson correlation of the subjective scores with the predictions mapped through the
+  4-parameter logistic
 
       f(x) = (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2,
 
-  fitted by least squares from the initial guess ``[max y, min y, mean x, std x / 4]``.
+  fitted by least squares from the initial guess ``[max y, min y, mean x, std x / 4]``. The fit absorbs the
+  direction of the relation, so a predictor that disagrees with the targets (a decreasing fit) still gets the
+  positive correlation of its fitted prediction, as pyiqa and the VQEG reports compute it; SRCC/KRCC keep
+  the sign. When the fit fails, PLCC is the linear correlation of the raw predictions.
 
 All functions take 1-D numpy arrays, sequences or torch tensors and return Python floats.
 """
@@ -274,17 +278,16 @@ def _linear_plcc(p: np.ndarray, t: np.ndarray) -> float:
 def plcc_with_fit(pred: ArrayLike, target: ArrayLike) -> tuple[float, Logistic4Fit]:
     """PLCC after the 4-parameter logistic fit, together with the fit itself.
 
-    The value is signed like SRCC: when the fitted logistic is decreasing (the predictions
-    disagree with the targets) the correlation is reported negative. If the fit fails
-    (``fit.success`` is False) the linear PLCC of the raw predictions is returned instead.
+    The value is ``corrcoef(fit(pred), target)`` in [-1, 1] for shape-(N,) inputs: the correlation of the
+    fitted prediction with the targets (pyiqa / VQEG). A decreasing fit (predictions that disagree with the
+    targets) gives a positive value too; SRCC tells the direction. If the fit fails (``fit.success`` is
+    False) the linear PLCC of the raw predictions is returned instead.
     """
     p, t = _pair(pred, target)
     fit = fit_logistic4(p, t)
     if not fit.success:
         return _linear_plcc(p, t), fit
-    r = _linear_plcc(fit(p), t)
-    # A decreasing fit correlates positively with the targets although the raw predictions disagree.
-    return (r if fit.increasing else -r), fit
+    return _linear_plcc(fit(p), t), fit
 
 
 def plcc(pred: ArrayLike, target: ArrayLike, fit: bool = True) -> float:
@@ -441,7 +444,7 @@ def _bootstrap_global(
 # Evaluation protocols
 # ----------------------------------------------------------------------------------------------
 def _evaluate_global(p: np.ndarray, t: np.ndarray, n_resamples: int, seed: int, level: float) -> dict[str, Any]:
-    """SRCC/KRCC/PLCC over all items; PLCC after the logistic fit.
+    """SRCC/KRCC/PLCC over all items; PLCC of the logistic-fitted prediction (see :func:`plcc_with_fit`).
 
     The bootstrap keeps the logistic mapping fitted on all items fixed (refitting it on
     every resample would cost one nonlinear least-squares fit each), so the PLCC interval
@@ -449,7 +452,6 @@ def _evaluate_global(p: np.ndarray, t: np.ndarray, n_resamples: int, seed: int, 
     """
     plcc_value, fit = plcc_with_fit(p, t)
     mapped = fit(p) if fit.success else p
-    sign = -1.0 if fit.success and not fit.increasing else 1.0
     out: dict[str, Any] = {
         "srcc": srcc(p, t), "krcc": krcc(p, t), "plcc": plcc_value,
         "n": int(p.size), "protocol": PROTOCOL_GLOBAL if fit.success else PROTOCOL_GLOBAL_LINEAR,
@@ -457,7 +459,6 @@ def _evaluate_global(p: np.ndarray, t: np.ndarray, n_resamples: int, seed: int, 
     }
     if n_resamples > 0 and p.size > 1:
         boot = _bootstrap_global(p, t, mapped, n_resamples, seed)
-        boot["plcc"] *= sign
         for key, values in boot.items():
             out[f"{key}_low"], out[f"{key}_high"] = _percentile_interval(values, level)
     return out
@@ -505,14 +506,15 @@ def evaluate_iqa(
 ) -> dict[str, Any]:
     """Correlate metric predictions with subjective (or synthetic) quality labels.
 
-    Both inputs are first oriented so that larger means better quality, hence a positive
-    correlation always means agreement (e.g. a metric distance is lower-is-better; KADID-10K
+    Both inputs are first oriented so that larger means better quality, hence a positive SRCC,
+    KRCC or linear PLCC means agreement (e.g. a metric distance is lower-is-better; KADID-10K
     DMOS and TID2013 MOS are higher-is-better; synthetic distortion levels are lower-is-better).
 
     Protocols:
-        ``groups=None``: global SRCC/KRCC and PLCC after the 4-parameter logistic fit (linear
-        PLCC if the fit fails; ``protocol`` says so); item bootstrap with the fitted mapping
-        held fixed.
+        ``groups=None``: global SRCC/KRCC and the PLCC of the 4-parameter-logistic-fitted
+        prediction (the fit absorbs the direction, so this PLCC is positive for a disagreeing
+        metric too; linear PLCC if the fit fails, ``protocol`` says so); item bootstrap with the
+        fitted mapping held fixed.
         ``groups`` given: the within-group protocol of the synthetic benchmark, whose labels
         are distortion levels rather than MOS and only comparable inside a group. SRCC, KRCC
         and linear PLCC are computed per group and averaged; groups with fewer than 3 items or

@@ -46,13 +46,14 @@ def ae_train_config(ctx: StudyContext) -> Any:
     from ..analysis import AETrainConfig
 
     cfg = ctx.profile.figures
-    return AETrainConfig(steps=cfg.ae_steps, batch_size=cfg.ae_batch, crop=cfg.ae_crop, lr=cfg.ae_lr, d_lr=cfg.ae_d_lr,
-                         seed=ctx.profile.seed, log_every=max(1, cfg.ae_steps // 10))
+    return AETrainConfig(steps=cfg.ae_steps, warmup_steps=cfg.ae_warmup_steps, batch_size=cfg.ae_batch,
+                         crop=cfg.ae_crop, lr=cfg.ae_lr, d_lr=cfg.ae_d_lr, seed=ctx.profile.seed,
+                         log_every=max(1, cfg.ae_steps // 10))
 
 
-def _save(run: Run, result: dict[str, Any]) -> None:
+def _save(run: Run, result: dict[str, Any], status: str = "finished", **info: Any) -> None:
     atomic_torch_save(result, run.path / RESULT_FILE)
-    run.finish("finished")
+    run.finish(status, **info)
 
 
 @register_executor("recovery")
@@ -107,5 +108,8 @@ def _train_autoencoder(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
     res = train_autoencoder(model, originals, idt["objective"], metric=metric, discriminator=disc,
                             config=train_cfg, progress=ctx.progress)
     rec = reconstruct(res.model, originals)
+    # a collapsed run keeps what it reconstructs at the collapse: Fig. 16 shows it, marked
     _save(run, {"names": list(rec), "images": torch.stack(list(rec.values())),
-                           "log": {c: res.log[c].astype(float).tolist() for c in res.log.columns}})
+                "log": {c: res.log[c].astype(float).tolist() for c in res.log.columns},
+                "status": res.status, "reason": res.reason, "steps": res.steps},
+          res.status, reason=res.reason, step=res.steps)

@@ -114,8 +114,11 @@ def declare_metrics(graph: RunGraph) -> None:
 # Notebook 02: SR stage 1, stage 2, calibration, evaluation
 # ----------------------------------------------------------------------------------------------
 def _sr_base(profile: Profile, cfg: SRStudyConfig) -> dict[str, Any]:
-    return {"sr_model": cfg.sr_model, "sr_preset": cfg.sr_preset, "scale": cfg.scale, "seed": profile.seed,
+    base = {"sr_model": cfg.sr_model, "sr_preset": cfg.sr_preset, "scale": cfg.scale, "seed": profile.seed,
             "data": {"source": cfg.data.source, "train": cfg.data.train}}
+    if cfg.sr_init != "default":  # absent at the default so that the paper's keys stay as they were
+        base["sr_init"] = cfg.sr_init
+    return base
 
 
 def stage1_spec(profile: Profile, notebooks: tuple[str, ...] = ("02",)) -> RunSpec:
@@ -307,6 +310,8 @@ def declare_analysis(graph: RunGraph) -> None:
 
     train = {"steps": cfg.ae_steps, "batch_size": cfg.ae_batch, "crop": cfg.ae_crop, "lr": cfg.ae_lr,
              "d_lr": cfg.ae_d_lr, "seed": profile.seed}
+    if cfg.ae_warmup_steps:  # absent at 0 so that keys of runs without a warm-up stay as they were
+        train["warmup_steps"] = cfg.ae_warmup_steps
     for objective in cfg.ae_objectives:
         obj = get_objective(objective)
         identity = {"objective": objective, "preset": cfg.ae_preset, "train": train, "images": list(cfg.ae_images),

@@ -28,9 +28,12 @@ from .execute import StudyContext, register_executor
 from .graph import RunSpec
 
 __all__ = ["BenchmarkTerms", "load_benchmarks", "build_metric", "trained_metric", "metric_statistics",
-           "SYNTHETIC_LABEL", "METRIC_WEIGHTS_FILE", "metric_results", "backbone_weights", "metric_source", "run_metric"]
+           "SYNTHETIC_LABEL", "SYNTHETIC_POOLED_LABEL", "METRIC_WEIGHTS_FILE", "metric_results", "backbone_weights", "metric_source", "run_metric"]
 
 SYNTHETIC_LABEL = "Synthetic levels"
+# The same predictions correlated over all items at once: distortion types of equal level differ in how much
+# they change an image, so metrics disagree here while every one of them orders the levels of one group.
+SYNTHETIC_POOLED_LABEL = "synthetic levels, pooled"
 METRIC_WEIGHTS_FILE = "metric_weights.pt"
 BACKBONE_EXPORT_NAME = "discriminator_backbone.pt"
 
@@ -180,26 +183,43 @@ def _evaluate(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
     run.finish("finished", items=int(sum(len(f) for f in frames)))
 
 
+def _statistics_row(label: str, df: pd.DataFrame, grouped: bool, n_bootstrap: int, seed: int) -> dict[str, Any]:
+    stats = evaluate_iqa(df["distance"].to_numpy(), df["quality"].to_numpy(), pred_higher_is_better=False,
+                         target_higher_is_better=True,
+                         groups=df["group"].astype(str).to_numpy() if grouped else None,
+                         n_resamples=n_bootstrap, seed=seed)
+    return {"benchmark": label, **{k: stats[k] for k in (
+        "srcc", "srcc_low", "srcc_high", "krcc", "krcc_low", "krcc_high", "plcc", "plcc_low", "plcc_high",
+        "n", "protocol")}}
+
+
 def metric_statistics(predictions: pd.DataFrame, n_bootstrap: int, seed: int) -> pd.DataFrame:
     """SRCC/KRCC/PLCC with bootstrap 95% intervals per benchmark of a ``metric_eval`` run's predictions, plus an
-    ``Average`` row (the mean over benchmarks; its intervals only when there is one benchmark)."""
+    ``Average`` row.
+
+    A grouped benchmark (the synthetic levels, whose labels order only the items of one reference x distortion
+    group) gives two rows: the within-group protocol under its own label, and the same items pooled
+    (global protocol, levels as the label) under ``"<label>, pooled"``. Within groups every reasonable metric
+    reaches SRCC 1, so the ``Average`` (the mean over benchmarks, with intervals only when it averages one)
+    leaves the within-group rows out whenever a pooled or global row exists; its ``protocol`` names what it
+    averages.
+    """
     rows = []
     for label, df in predictions.groupby("benchmark", sort=False):
         grouped = bool(df["grouped"].iloc[0])
-        stats = evaluate_iqa(df["distance"].to_numpy(), df["quality"].to_numpy(), pred_higher_is_better=False,
-                             target_higher_is_better=True,
-                             groups=df["group"].astype(str).to_numpy() if grouped else None,
-                             n_resamples=n_bootstrap, seed=seed)
-        rows.append({"benchmark": label, **{k: stats[k] for k in (
-            "srcc", "srcc_low", "srcc_high", "krcc", "krcc_low", "krcc_high", "plcc", "plcc_low", "plcc_high",
-            "n", "protocol")}})
+        rows.append({**_statistics_row(label, df, grouped, n_bootstrap, seed), "averaged": not grouped})
+        if grouped:
+            pooled = SYNTHETIC_POOLED_LABEL if label == SYNTHETIC_LABEL else f"{label}, pooled"
+            rows.append({**_statistics_row(pooled, df, False, n_bootstrap, seed), "averaged": True})
     out = pd.DataFrame(rows)
-    avg: dict[str, Any] = {"benchmark": "Average", "protocol": "mean over benchmarks", "n": int(out["n"].sum())}
+    used = out[out["averaged"]] if out["averaged"].any() else out
+    avg: dict[str, Any] = {"benchmark": "Average", "n": int(used["n"].sum()),
+                           "protocol": "mean over " + ", ".join(map(str, used["benchmark"]))}
     for col in ("srcc", "krcc", "plcc"):
-        avg[col] = float(out[col].mean())
-        avg[f"{col}_low"] = float(out[f"{col}_low"].mean()) if len(out) == 1 else np.nan
-        avg[f"{col}_high"] = float(out[f"{col}_high"].mean()) if len(out) == 1 else np.nan
-    return pd.concat([out, pd.DataFrame([avg])], ignore_index=True)
+        avg[col] = float(used[col].mean())
+        avg[f"{col}_low"] = float(used[f"{col}_low"].iloc[0]) if len(used) == 1 else np.nan
+        avg[f"{col}_high"] = float(used[f"{col}_high"].iloc[0]) if len(used) == 1 else np.nan
+    return pd.concat([out.drop(columns="averaged"), pd.DataFrame([avg])], ignore_index=True)
 
 
 def metric_results(ctx: StudyContext, train_key: str, train_missing: bool = True) -> pd.DataFrame:

@@ -39,7 +39,7 @@ from .metric_runs import metric_source, run_metric
 
 __all__ = ["SRData", "load_sr_data", "super_resolve", "EvaluatorPool",
            "score_outputs", "export_discriminator_backbone", "list_gan_backbones", "BACKBONE_EXPORT_NAME",
-           "GRAD_NORMS_NAME", "new_generator", "score_runs", "sr_data"]
+           "GRAD_NORMS_NAME", "DISCRIMINATOR_IMAGE_SCORES", "bicubic_baseline", "new_generator", "score_runs", "sr_data"]
 
 BACKBONE_EXPORT_NAME = "discriminator_backbone.pt"
 GRAD_NORMS_NAME = "grad_norms.csv"
@@ -51,6 +51,9 @@ def _run_profile(run_dir: Path) -> str | None:
     except (OSError, ValueError):
         return None
 
+
+# notebook 04's per-image scores with their SR output folders (under <output>/tables), read by notebook 05
+DISCRIMINATOR_IMAGE_SCORES = "discriminator_image_scores.csv"
 
 @dataclass
 class SRData:
@@ -146,6 +149,32 @@ def super_resolve(model: torch.nn.Module, lr: torch.Tensor, scale: int, tile: in
 
 def _to_8bit(img: torch.Tensor) -> torch.Tensor:
     return img.clamp(0, 1).mul(255).round().div(255)
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(torch.mean((a.double() - b.double()) ** 2))
+    return float("inf") if mse == 0 else 10.0 * float(torch.log10(torch.tensor(1.0 / mse)))
+
+
+def bicubic_baseline(ctx: StudyContext, train_key: str) -> pd.DataFrame:
+    """PSNR of a finished SR run's EMA model and of bicubic upsampling on each validation image.
+
+    Both outputs are rounded to 8 bits like the study's SR images, and PSNR is over RGB in [0, 1]. Bicubic is
+    the MATLAB-style resize that also made the LR inputs. A trained model must beat it; one that does not has a
+    broken data path or far too short a schedule. Returns columns ``image``, ``bicubic_psnr``, ``model_psnr``,
+    ``gain_db`` (model - bicubic), ``run_id``.
+    """
+    cfg = ctx.profile.sr
+    model = create_sr_model(cfg.sr_model, scale=cfg.scale, preset=cfg.sr_preset)
+    load_generator_weights(model, ctx.graph[train_key].path(ctx.output_dir) / "generator_ema.pt")
+    model = model.to(ctx.device).eval()
+    rows = []
+    for name, (lr, hr) in sr_data(ctx).val.items():
+        sr = _to_8bit(super_resolve(model, lr, cfg.scale, cfg.data.tile, cfg.data.tile_overlap, ctx.device))
+        bicubic = _to_8bit(imresize(lr[None], float(cfg.scale))[0])
+        b, m = _psnr(bicubic, hr), _psnr(sr, hr)
+        rows.append({"image": name, "bicubic_psnr": b, "model_psnr": m, "gain_db": m - b, "run_id": train_key})
+    return pd.DataFrame(rows)
 
 
 
@@ -284,7 +313,7 @@ def new_generator(cfg: SRStudyConfig, seed: int) -> torch.nn.Module:
     """A freshly initialized generator of the study (seeded without touching the global RNG)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return create_sr_model(cfg.sr_model, scale=cfg.scale, preset=cfg.sr_preset)
+        return create_sr_model(cfg.sr_model, scale=cfg.scale, preset=cfg.sr_preset, init=cfg.sr_init)
 
 
 @register_executor("sr_train")

@@ -271,6 +271,8 @@ class SRStudyConfig:
 
     Attributes:
         sr_model, sr_preset: :func:`asymlib.sr.create_sr_model` arguments (``"swinir"``, ``"classical"``).
+        sr_init: how stage 1's generator starts: ``"default"`` (SwinIR's initialization, the paper's) or
+            ``"nearest"`` (nearest-neighbour upsampling, for schedules too short to learn the colours).
         stage1: L1-only pre-training (``lambda_rec=1``, no other term).
         stage2: the perceptual stage; each setting switches its loss weights on (:data:`SR_SETTINGS`).
         settings, metrics: the grid (setting keys, :data:`asymlib.metrics.PAPER_METRICS` keys).
@@ -283,6 +285,7 @@ class SRStudyConfig:
 
     sr_model: str = "swinir"
     sr_preset: str = "classical"
+    sr_init: str = "default"
     stage1: SRTrainConfig = SRTrainConfig(
         iterations=100_000, lambda_rec=STAGE1_LAMBDAS[0], lambda_per=STAGE1_LAMBDAS[1], lambda_adv=STAGE1_LAMBDAS[2],
         # the paper gives only the initial rate of stage 1; SwinIR's own schedule halves at 50/80/90/95 %
@@ -301,6 +304,10 @@ class SRStudyConfig:
         check_fields(self)
         for key in self.settings:
             get_setting(key)
+        from .models import SR_INITS
+
+        if self.sr_init not in SR_INITS:
+            raise ConfigError(f"SRStudyConfig.sr_init must be one of {list(SR_INITS)}, got {self.sr_init!r}")
         if self.alpha_beta not in ("trained", "init"):
             raise ConfigError(f"SRStudyConfig.alpha_beta must be 'trained' or 'init', got {self.alpha_beta!r}")
         if self.stage1.scale != self.stage2.scale:

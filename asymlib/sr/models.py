@@ -176,8 +176,11 @@ def list_sr_presets(name: str = "swinir") -> list[str]:
     return sorted(_PRESETS)
 
 
+SR_INITS = ("default", "nearest")
+
+
 def create_sr_model(name: str = "swinir", scale: int = 4, preset: str = "classical", *,
-                    weights: str | Path | None = None, **overrides: Any) -> nn.Module:
+                    weights: str | Path | None = None, init: str = "default", **overrides: Any) -> nn.Module:
     """Build an SR generator, randomly initialised or loaded from a weights file.
 
     Args:
@@ -191,6 +194,9 @@ def create_sr_model(name: str = "swinir", scale: int = 4, preset: str = "classic
             prefix is removed. Keys and shapes must match exactly (:class:`SwinIRSR` keeps the official
             parameter names), e.g. the official ``001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth`` is
             ``preset="classical", scale=4``.
+        init: initialization of a model built without ``weights``: ``"default"`` (SwinIR's own) or
+            ``"nearest"`` (the untrained model computes nearest-neighbour upsampling,
+            :func:`~asymlib.sr.nearest_init.init_nearest_upsampler`; short schedules start from there).
         **overrides: fields of :class:`SwinIRConfig` to change, e.g. ``img_size=48``.
 
     Returns:
@@ -202,7 +208,13 @@ def create_sr_model(name: str = "swinir", scale: int = 4, preset: str = "classic
     """
     if name not in _MODELS:
         raise UnknownNameError(f"unknown SR model {name!r}; available: {list_sr_models()}")
+    if init not in SR_INITS:
+        raise UnknownNameError(f"unknown SR initialization {init!r}; available: {list(SR_INITS)}")
     model = _MODELS[name](scale=scale, preset=preset, **overrides)
+    if init == "nearest":
+        from .nearest_init import init_nearest_upsampler
+
+        init_nearest_upsampler(model)
     if weights is not None:
         from ..state_dict_io import load_weights_into
 

@@ -54,6 +54,7 @@ from ..atomic import atomic_torch_save
 from ..errors import CheckpointError, ConfigError, DatasetError, InputError
 from ..runs import Run
 from ..torchfile import read_torch_file
+from .collapse import CollapseRule
 from .config import SRTrainConfig
 from .data import PairedSRDataset
 from .ema import ModelEMA
@@ -455,6 +456,7 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
     # ---- resume or initialize
     ckpt_path = run.path / CHECKPOINT_NAME
     start, resumed_from, bad_steps = 0, None, 0
+    rule = CollapseRule(cfg.max_d_loss, cfg.max_abs_logit, cfg.collapse_patience)
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, run=run)
         try:
@@ -577,7 +579,7 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
             opt_d.step()
             assert sched_d is not None
             sched_d.step()
-            exploding = bool(d_loss.item() > cfg.max_d_loss or max_logit.item() > cfg.max_abs_logit)
+            exploding = rule.exploding(d_loss.item(), max_logit.item())
             bad_steps = bad_steps + 1 if _any_rank(exploding, dev, info) else 0
             rd = real_logits - fake_logits.mean(0, keepdim=True)
             scalars.update(d_loss=d_loss.item(), d_real=real_logits.mean().item(),
@@ -596,10 +598,8 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
             bar.set_postfix({k: f"{v:.3g}" for k, v in scalars.items() if k in ("l_total", "d_loss")})
         if on_step is not None:
             on_step(step, scalars)
-        if bad_steps >= cfg.collapse_patience:
-            status = "collapsed"
-            reason = (f"discriminator exploded: loss > {cfg.max_d_loss} or |logit| > {cfg.max_abs_logit} for "
-                      f"{bad_steps} consecutive steps (step {step})")
+        if rule.collapsed(bad_steps):
+            status, reason = "collapsed", rule.reason(bad_steps, step)
             break
         if info.is_main and sample_lr is not None and step % cfg.sample_every == 0:
             _save_samples(run, step, ema.module, sample_lr, dev)
