@@ -8,9 +8,11 @@ import matplotlib
 
 matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "widget")) else None
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .reporting import load_paper_table, numbers_comparable, ours_label, profile_banner  # noqa: E402
+from .reporting import (averaged_benchmarks, load_paper_table, numbers_comparable, ours_label,  # noqa: E402
+                        profile_banner)
 
 __all__ = ["plot_metric_study", "plot_training_curves"]
 
@@ -30,24 +32,22 @@ def plot_metric_study(results: pd.DataFrame, comparable: bool | None = None):
     """
     ours = results[results["benchmark"] == "Average"].copy()
     profile = str(ours["profile"].iloc[0])
-    comparable = numbers_comparable(profile) if comparable is None else comparable
     weights = ", ".join(sorted(set(ours["weights_source"].str.split("(").str[0])))
+    comparable = numbers_comparable(profile, weights) if comparable is None else comparable
     paper = load_paper_table(4)
     paper = paper[paper["benchmark"] == "Average"].set_index("backbone")["srcc"]
     order = list(ours["display"])
     mine = ours_label(profile)
-    bench = results[results["benchmark"] != "Average"]
-    benches = ", ".join(bench["benchmark"].unique())
+    benches = averaged_benchmarks(results)
     paper_benches = "TID2013/Liu13/Ma17/TQD"
 
     def intervals(ax: plt.Axes, offset: float) -> None:
-        """Bootstrap intervals of our single-benchmark averages (several benchmarks: the average has none)."""
-        if bench["benchmark"].nunique() != 1:
-            return
-        for i, m in enumerate(order):
-            r = bench[bench["display"] == m].iloc[0]
-            ax.errorbar(i + offset, r["srcc"], yerr=[[r["srcc"] - r["srcc_low"]], [r["srcc_high"] - r["srcc"]]],
-                        color="black", capsize=3, lw=1)
+        """Bootstrap intervals of our averages where they have one (an average of one benchmark)."""
+        for i, r in enumerate(ours.itertuples()):
+            low, high = getattr(r, "srcc_low", np.nan), getattr(r, "srcc_high", np.nan)
+            if np.isfinite(low) and np.isfinite(high):
+                ax.errorbar(i + offset, r.srcc, yerr=[[r.srcc - low], [high - r.srcc]], color="black", capsize=3,
+                            lw=1)
 
     if comparable:
         import seaborn as sns  # the notebooks extra
@@ -60,7 +60,7 @@ def plot_metric_study(results: pd.DataFrame, comparable: bool | None = None):
         intervals(ax, -0.2)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("average SRCC")
-        _title(ax, f"DISTS-style metrics: ours on {benches} vs paper ({paper_benches})", profile, weights)
+        _title(ax, f"DISTS-style metrics: ours averaged over {benches} vs paper ({paper_benches})", profile, weights)
         ax.legend(loc="lower right", fontsize=8)
     else:
         fig, (ax, ax_paper) = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -69,7 +69,7 @@ def plot_metric_study(results: pd.DataFrame, comparable: bool | None = None):
         ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("average SRCC")
-        _title(ax, f"{mine}: DISTS-style metrics on {benches}", profile, weights)
+        _title(ax, f"{mine}: DISTS-style metrics, average SRCC over {benches}", profile, weights)
         shown = [m for m in order if m in paper.index]
         ax_paper.bar(range(len(shown)), paper[shown].to_numpy(float), color="#bbbbbb", label="paper")
         ax_paper.set_xticks(range(len(shown)), shown, rotation=30, ha="right", fontsize=8)

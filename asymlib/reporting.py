@@ -18,8 +18,9 @@ import pandas as pd
 from .errors import ConfigError, UnknownNameError
 
 __all__ = ["AVERAGE", "HEAD_TITLES", "PAPER_TABLES", "TABLE_TITLES", "TableComparison", "average_label",
-           "averaged_evaluators", "compare_with_paper", "load_paper_table", "numbers_comparable", "ours_label",
-           "paper_averaged_evaluators", "paper_comparison", "profile_banner", "save_figure", "styled_table"]
+           "averaged_benchmarks", "averaged_evaluators", "compare_with_paper", "load_paper_table", "numbers_comparable",
+           "ours_label", "paper_averaged_evaluators", "paper_comparison", "paper_correlation_data", "profile_banner",
+           "save_figure", "styled_table"]
 
 PAPER_TABLES = {
     1: "table1_sr_nriqa_by_objective.csv",
@@ -92,15 +93,41 @@ TABLE_TITLES = {
 }
 
 
-def numbers_comparable(profile: str) -> bool:
+def numbers_comparable(profile: str, weights: str = "imagenet") -> bool:
     """Whether our numbers of ``profile`` may be set against the paper's (a ``delta``, one table read across).
 
-    Never for the smoke profile (random weights, embedded corpus, tiny schedules) nor for any profile run on
+    Never for the smoke profile (random weights, embedded corpus, tiny schedules), for backbone ``weights``
+    other than the paper's ImageNet ones (e.g. a run with ``weights="random"``), nor for any profile run on
     rehearsal fixtures (:func:`asymlib.rehearsal.is_rehearsal_data`, i.e. ``$ASYMLIB_DATA`` holds them).
+    ``weights`` is a profile's weights setting or a ``weights_source`` such as ``"imagenet(<repo>...)"``.
     """
     from .rehearsal import is_rehearsal_data
 
-    return profile != "smoke" and not is_rehearsal_data()
+    return profile != "smoke" and str(weights).startswith("imagenet") and not is_rehearsal_data()
+
+
+def paper_correlation_data() -> pd.DataFrame:
+    """The paper's Fig. 3 points from its Tables 1 and 4.
+
+    Returns columns ``setting, metric, iqa_srcc`` (Table 4 average SRCC over TID2013/Liu13/Ma17/TQD) and
+    ``sr_quality`` (Table 1 average of the four normalized NR-IQA scores), one row per setting x metric.
+    """
+    t4 = load_paper_table(4)
+    x = t4[t4["benchmark"] == "Average"].set_index("backbone")["srcc"]
+    t1 = load_paper_table(1)
+    t1 = t1[(t1["nr_iqa"] == "Average") & t1["column"].isin(x.index)]
+    df = t1.rename(columns={"column": "metric", "score": "sr_quality"})[["setting", "metric", "sr_quality"]]
+    df["iqa_srcc"] = df["metric"].map(x)
+    return df[["setting", "metric", "iqa_srcc", "sr_quality"]].reset_index(drop=True)
+
+
+def averaged_benchmarks(results: pd.DataFrame) -> str:
+    """What the ``Average`` rows of FR results (notebooks 01 and 03) average, from their ``protocol``
+    (``"mean over <benchmarks>"``), e.g. ``"synthetic levels, pooled"`` in smoke; tables without it say
+    ``"the benchmarks"``."""
+    avg = results[results["benchmark"] == AVERAGE]
+    protocol = avg["protocol"].dropna().astype(str) if "protocol" in avg else pd.Series(dtype=str)
+    return protocol.iloc[0].removeprefix("mean over ") if len(protocol) else "the benchmarks"
 
 
 def averaged_evaluators(table: pd.DataFrame, column: str = "evaluator") -> list[str]:
@@ -259,7 +286,7 @@ def compare_with_paper(number: int, title: str, paper: pd.DataFrame, ours: pd.Da
     :func:`numbers_comparable`) decides whether a ``delta`` column exists.
     """
     keys, info = list(keys), list(info)
-    comparable = numbers_comparable(profile) if comparable is None else comparable
+    comparable = numbers_comparable(profile, weights) if comparable is None else comparable
     for name, df, need in (("paper", paper, [*keys, "value"]), ("ours", ours, [*keys, "value", *info])):
         missing = [k for k in need if k not in df.columns]
         if missing:
@@ -309,6 +336,13 @@ def _table1_inputs(ours: pd.DataFrame) -> dict[str, Any]:
                         "evaluator": {AVERAGE: label}})
 
 
+def _benchmark_average_label(number: int, ours: pd.DataFrame) -> dict[str, dict[Any, str]]:
+    """Tables 2 and 4: the ``Average`` column names the benchmarks each side averages."""
+    paper = [b for b in dict.fromkeys(load_paper_table(number)["benchmark"]) if b != AVERAGE]
+    mine = averaged_benchmarks(ours) if "benchmark" in ours else "the benchmarks"
+    return {"benchmark": {AVERAGE: f"{AVERAGE} (paper: {', '.join(paper)}; ours: {mine})"}}
+
+
 def _table2_inputs(ours: pd.DataFrame) -> dict[str, Any]:
     ids = ["backbone", "initialization", "benchmark"]
     paper = _melt_statistics(load_paper_table(2), ids)
@@ -318,7 +352,7 @@ def _table2_inputs(ours: pd.DataFrame) -> dict[str, Any]:
     info = [c for c in ("variant", "status", "weights") if c in mine.columns]
     return dict(paper=paper, ours=_melt_statistics(mine, [*ids, *info]), keys=[*ids, "statistic"],
                 item="initialization", index=["backbone", "initialization"], columns=["benchmark", "statistic"],
-                info=info)
+                info=info, labels=_benchmark_average_label(2, ours))
 
 
 def _table3_inputs(ours: pd.DataFrame) -> dict[str, Any]:
@@ -339,7 +373,7 @@ def _table4_inputs(ours: pd.DataFrame) -> dict[str, Any]:
     info = ["weights"] if "weights" in mine.columns else []
     return dict(paper=paper, ours=_melt_statistics(mine, ["backbone", "benchmark", *info]),
                 keys=["backbone", "benchmark", "statistic"], item="backbone", index=["backbone"],
-                columns=["benchmark", "statistic"], info=info)
+                columns=["benchmark", "statistic"], info=info, labels=_benchmark_average_label(4, ours))
 
 
 _TABLE_INPUTS = {1: _table1_inputs, 2: _table2_inputs, 3: _table3_inputs, 4: _table4_inputs}

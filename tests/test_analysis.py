@@ -29,7 +29,6 @@ from asymlib.analysis import (
     gradient_magnitude,
     initial_image,
     metric_gradient,
-    paper_correlation_data,
     plot_autoencoder_results,
     plot_feature_maps,
     plot_iqa_vs_optimization,
@@ -288,6 +287,8 @@ def test_feature_maps_of_metric_and_plot(metric):
 # Fig. 3: IQA SRCC vs SR quality
 # ------------------------------------------------------------------------------------------------
 def test_paper_correlation_data_matches_tables():
+    from asymlib.reporting import paper_correlation_data
+
     data = paper_correlation_data()
     assert len(data) == 24 and data["setting"].nunique() == 4 and data["metric"].nunique() == 6
     row = data[(data["setting"] == "perceptual") & (data["metric"] == "VGG-16")].iloc[0]
@@ -317,8 +318,8 @@ def test_correlation_bootstrap_contains_estimate():
     strong = st.set_index("setting").loc["perceptual"]
     assert strong["srcc"] > 0.8 and strong["ci_low"] > 0.3
     assert correlation_table(data, n_resamples=1000, seed=1).equals(st)  # seeded
-    fig = plot_iqa_vs_optimization(data, "smoke", "random", stats=st)
-    assert "SMOKE PROFILE" in fig._suptitle.get_text()
+    fig = plot_iqa_vs_optimization(data, "SMOKE PROFILE: a banner", stats=st, alert=True)
+    assert "SMOKE PROFILE" in fig._suptitle.get_text() and fig._suptitle.get_color() == "#b00020"
     assert sum(1 for ax in fig.axes if ax.get_title()) == 2
     assert "Spearman" in fig.axes[0].get_title() and "95% CI" in fig.axes[0].get_title()
     plt.close(fig)

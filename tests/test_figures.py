@@ -85,7 +85,7 @@ def test_fig3_data_pairs_iqa_accuracy_with_sr_quality():
     row = df[(df["setting"] == "perceptual") & (df["metric"] == "Swin-T")].iloc[0]
     assert row["iqa_srcc"] == pytest.approx(0.95) and row["sr_quality"] == pytest.approx(35.0)
     assert set(df["metric"]) == {"VGG-16-R", "VGG-16", "Swin-T"} and (df["iqa_statistic"] == "plcc").all()
-    assert (df["iqa_benchmarks"] == "notebook 01's benchmarks").all()  # tables without a protocol column
+    assert (df["iqa_benchmarks"] == "the benchmarks").all()  # tables without a protocol column
     t = _tables()
     t.metrics["protocol"] = np.where(t.metrics["benchmark"] == "Average", "mean over synthetic levels, pooled",
                                      "global")
@@ -160,3 +160,33 @@ def test_recovery_is_a_cached_run(tmp_path):
     # a trained metric's recovery depends on notebook 01's run; without training it is left out
     cfg2 = figures_config_for("smoke", recovery_metrics=["vgg16"], recovery_inits=["noise"], recovery_steps=3)
     assert run_recovery(SMOKE, tmp_path, cfg2, progress=False, train_missing=False)["results"] == {}
+
+
+def test_fig3_draws_the_papers_points_only_beside_comparable_numbers(tmp_path, monkeypatch):
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    from asymlib.analysis import correlation_table
+    from asymlib.experiments.figures import plot_fig3
+
+    monkeypatch.setenv("ASYMLIB_DATA", str(tmp_path))  # no rehearsal marker
+    smoke = _tables()
+    paper = dataclasses.replace(smoke, profile="paper", weights="imagenet")
+    points = fig3_data(smoke)
+    stats = correlation_table(points, n_resamples=50)
+
+    def crosses(fig) -> int:
+        return sum(1 for ax in fig.axes for c in ax.collections if c.get_label() == "paper")
+
+    fig = plot_fig3(points, stats, smoke)
+    try:
+        assert crosses(fig) == 0 and "SMOKE PROFILE" in fig._suptitle.get_text()
+        assert fig.axes[0].get_xlabel() == "IQA SRCC: the benchmarks"
+    finally:
+        plt.close(fig)
+    fig = plot_fig3(points, stats, paper)
+    try:
+        assert crosses(fig) == len(stats) and fig._suptitle.get_color() == "black"
+    finally:
+        plt.close(fig)

@@ -17,13 +17,18 @@ from asymlib.reporting import load_paper_table  # noqa: E402
 OURS = {"VGG-16-R": 0.31, "VGG-16": 0.42, "Swin-T": 0.53}
 
 
-def _results(profile: str) -> pd.DataFrame:
+def _results(profile: str, weights: str = "random(seed=0)") -> pd.DataFrame:
+    """Notebook 01's smoke layout: the saturated within-group row, the pooled row, and an Average of the pooled
+    row alone (which carries its interval)."""
     rows = []
     for display, srcc in OURS.items():
-        for bench in ("Synthetic levels", "Average"):
+        rows.append({"display": display, "benchmark": "Synthetic levels", "srcc": 1.0, "srcc_low": 1.0,
+                     "srcc_high": 1.0, "protocol": "within-group mean, linear PLCC"})
+        for bench, protocol in (("synthetic levels, pooled", "global"),
+                                ("Average", "mean over synthetic levels, pooled")):
             rows.append({"display": display, "benchmark": bench, "srcc": srcc, "srcc_low": srcc - 0.1,
-                         "srcc_high": srcc + 0.1, "weights_source": "random(seed=0)", "profile": profile})
-    return pd.DataFrame(rows)
+                         "srcc_high": srcc + 0.1, "protocol": protocol})
+    return pd.DataFrame(rows).assign(weights_source=weights, profile=profile)
 
 
 def _heights(ax) -> list[list[float]]:
@@ -45,8 +50,9 @@ def test_smoke_bars_and_the_papers_are_drawn_in_separate_panels():
         assert [t.get_text() for t in ours.get_xticklabels()] == list(OURS)
         assert [t.get_text() for t in paper.get_xticklabels()] == list(OURS)
         assert "ours (smoke)" in ours.get_title() and "SMOKE PROFILE" in ours.get_title()
+        assert "over synthetic levels, pooled" in ours.get_title() and "Synthetic levels," not in ours.get_title()
         assert paper.get_title().startswith("paper") and "not comparable" in paper.get_title()
-        # the single-benchmark bootstrap intervals sit on our bars
+        # the Average of the pooled row alone carries its bootstrap interval
         segments = [c.lines[2][0].get_segments()[0] for c in ours.containers if isinstance(c, ErrorbarContainer)]
         assert [tuple(seg[:, 0]) for seg in segments] == [(0, 0), (1, 1), (2, 2)]
         np.testing.assert_allclose([seg[:, 1] for seg in segments], [[v - 0.1, v + 0.1] for v in OURS.values()])
@@ -57,7 +63,8 @@ def test_smoke_bars_and_the_papers_are_drawn_in_separate_panels():
 
 def test_comparable_numbers_stand_beside_the_papers(tmp_path, monkeypatch):
     monkeypatch.setenv("ASYMLIB_DATA", str(tmp_path))  # no rehearsal marker: a paper-profile run is comparable
-    fig = plot_metric_study(_results("paper"))
+    imagenet = "imagenet(timm/vgg16.tv_in1k@abc/model.safetensors)"
+    fig = plot_metric_study(_results("paper", imagenet))
     try:
         assert len(fig.axes) == 1
         ax = fig.axes[0]
@@ -66,8 +73,16 @@ def test_comparable_numbers_stand_beside_the_papers(tmp_path, monkeypatch):
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ours (paper)", "paper"]
     finally:
         plt.close(fig)
-    fig = plot_metric_study(_results("paper"), comparable=False)
+    for results, comparable in ((_results("paper", imagenet), False), (_results("paper"), None)):
+        fig = plot_metric_study(results, comparable=comparable)  # told so, or random backbones: apart
+        try:
+            assert len(fig.axes) == 2
+        finally:
+            plt.close(fig)
+    # an Average over several benchmarks has no interval, and none is drawn
+    several = _results("paper").assign(srcc_low=np.nan, srcc_high=np.nan)
+    fig = plot_metric_study(several, comparable=False)
     try:
-        assert len(fig.axes) == 2
+        assert not any(isinstance(c, ErrorbarContainer) for c in fig.axes[0].containers)
     finally:
         plt.close(fig)

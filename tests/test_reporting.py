@@ -100,6 +100,11 @@ def test_comparability_is_decided_by_the_profile_and_the_data(tmp_path, monkeypa
     assert numbers_comparable("paper") and numbers_comparable("pilot") and not numbers_comparable("smoke")
     assert "delta" in compare_with_paper(9, "t", PAPER, OURS, ["row", "item"], "item", ["row"], ["item"],
                                          "paper", "imagenet").long.columns
+    # the paper's numbers come from ImageNet backbones: a paper-profile run on random or other weights is not
+    assert numbers_comparable("paper", "imagenet(timm/vgg16.tv_in1k@abc/model.safetensors)")
+    assert not numbers_comparable("paper", "random") and not numbers_comparable("paper", "/ckpt/d.pt")
+    assert "delta" not in compare_with_paper(9, "t", PAPER, OURS, ["row", "item"], "item", ["row"], ["item"],
+                                             "paper", "random").long.columns
     (tmp_path / REHEARSAL_MARKER).write_text("")
     assert not numbers_comparable("paper")
     comp = compare_with_paper(9, "t", PAPER, OURS, ["row", "item"], "item", ["row"], ["item"], "paper", "imagenet")
@@ -146,13 +151,17 @@ def test_table3_comparison_labels_heads_and_the_average_column():
 
 
 def test_table2_and_table4_comparisons_pair_srcc_and_plcc_per_benchmark():
-    rows = [{"display": "VGG-16", "benchmark": b, "srcc": s, "plcc": s + 0.01, "weights_source": "random(seed=0)"}
-            for b, s in (("Synthetic levels", 0.5), ("Average", 0.6))]
+    rows = [{"display": "VGG-16", "benchmark": b, "srcc": s, "plcc": s + 0.01, "weights_source": "random(seed=0)",
+             "protocol": p} for b, s, p in (("synthetic levels, pooled", 0.5, "global"),
+                                            ("Average", 0.6, "mean over synthetic levels, pooled"))]
     comp = paper_comparison(4, pd.DataFrame(rows), "paper", "imagenet", comparable=True)
+    avg4 = "Average (paper: TID2013, Liu13, Ma17, TQD; ours: synthetic levels, pooled)"  # names both sides' sets
     assert list(comp.wide().columns[:6]) == [("TID2013", "SRCC", "paper"), ("TID2013", "SRCC", "ours (paper)"),
                                              ("TID2013", "SRCC", "delta"), ("TID2013", "PLCC", "paper"),
                                              ("TID2013", "PLCC", "ours (paper)"), ("TID2013", "PLCC", "delta")]
-    assert comp.wide().loc["VGG-16", ("Average", "PLCC", "delta")] == pytest.approx(0.61 - 0.867)
+    assert comp.wide().loc["VGG-16", (avg4, "PLCC", "delta")] == pytest.approx(0.61 - 0.867)
+    assert comp.long.set_index(["backbone", "benchmark", "statistic"]).loc[("VGG-16", "Average", "PLCC"), "ours"] \
+        == pytest.approx(0.61)  # the long table keeps the raw key
     assert comp.wide().loc["VGG-16", ("weights", "", "ours (paper)")] == "random(seed=0)"
     fr = pd.DataFrame([{"paper_backbone": "DINOv2", "display": "DINOv2 ViT-S/14", "init_display": init,
                         "benchmark": "Average", "srcc": s, "plcc": s, "status": st, "weights_source": w}
@@ -162,11 +171,12 @@ def test_table2_and_table4_comparisons_pair_srcc_and_plcc_per_benchmark():
     comp = paper_comparison(2, fr, "smoke", "random")
     wide = comp.wide()
     ours = wide["ours (smoke)"]
-    assert list(ours.columns) == [("Average", "SRCC"), ("Average", "PLCC"), ("variant", ""), ("status", ""),
+    avg2 = "Average (paper: TID2013, Liu13, Ma17, TQD; ours: the benchmarks)"  # no protocol column: unknown
+    assert list(ours.columns) == [(avg2, "SRCC"), (avg2, "PLCC"), ("variant", ""), ("status", ""),
                                   ("weights", "")]
     assert ours.loc[("DINOv2", "ImageNet"), ("status", "")].startswith("skipped")
-    assert ours.loc[("DINOv2", "GAN"), ("Average", "SRCC")] == pytest.approx(0.5)
-    assert wide.loc[("DINOv2", "GAN"), ("paper", "Average", "SRCC")] == pytest.approx(0.685)
+    assert ours.loc[("DINOv2", "GAN"), (avg2, "SRCC")] == pytest.approx(0.5)
+    assert wide.loc[("DINOv2", "GAN"), ("paper", avg2, "SRCC")] == pytest.approx(0.685)
     long = comp.long.set_index(["backbone", "initialization", "benchmark", "statistic"])
     assert long.loc[("DINOv2", "GAN", "Average", "SRCC"), "ours_rank"] == 1
     assert long.loc[("DINOv2", "Random", "Average", "SRCC"), "ours_rank"] == 2

@@ -28,7 +28,6 @@ from .autoencoder import (
 from .correlation import (
     SETTING_ORDER,
     correlation_table,
-    paper_correlation_data,
     plot_iqa_vs_optimization,
 )
 from .featuremaps import (
@@ -99,7 +98,6 @@ __all__ = [
     "normalize_map",
     "optimize_image",
     "panel_array",
-    "paper_correlation_data",
     "plot_autoencoder_results",
     "plot_feature_maps",
     "plot_iqa_vs_optimization",

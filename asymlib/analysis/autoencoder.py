@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, UnknownNameError
+from ..errors import ConfigError, InputError, UnknownNameError
 from ..sr.config import SR_SETTINGS, STAGE1_LAMBDAS
 from .recovery import as_batch, to_numpy_image
 
@@ -437,9 +437,16 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
         # -- generator update (discriminator fixed) --
         with torch.enable_grad():
             x_hat = model(x)
-            loss, terms = generator_loss(x_hat, x, lambda_rec=obj.rec, lambda_per=obj.perceptual,
-                                         lambda_adv=obj.adversarial, metric=metric, discriminator=discriminator,
-                                         mean_over=config.relativistic_mean)  # type: ignore[arg-type]
+            try:
+                loss, terms = generator_loss(x_hat, x, lambda_rec=obj.rec, lambda_per=obj.perceptual,
+                                             lambda_adv=obj.adversarial, metric=metric, discriminator=discriminator,
+                                             mean_over=config.relativistic_mean)  # type: ignore[arg-type]
+            except InputError as exc:
+                # as in the SR trainer: a NaN/Inf output refused by the metric is a collapse, other errors are bugs
+                if exc.cause != "non-finite" or exc.argument != "distorted":
+                    raise
+                status, reason = "collapsed", f"non-finite output at step {step} (refused by the metric: {exc})"
+                break
             if not torch.isfinite(loss.detach()):
                 status, reason = "collapsed", f"non-finite generator loss at step {step}"
                 break
@@ -447,6 +454,7 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
         for p, g in zip(g_params, grads):
             p.grad = g
         g_opt.step()
+        done = step
         # -- discriminator update --
         d_loss = torch.zeros(())
         if use_d:
@@ -465,7 +473,6 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
             bad_steps = bad_steps + 1 if rule.exploding(float(d_loss.detach()), max_logit) else 0
         for s in scheds:
             s.step()
-        done = step
         if step == 1 or step == config.steps or step % config.log_every == 0:
             row = {"step": step, "loss": float(loss.detach()), "l1": float(F.l1_loss(x_hat.detach(), x)),
                    "perceptual": float(terms["l_per"].detach()) if "l_per" in terms else 0.0,

@@ -22,27 +22,11 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..iqa.stats import bootstrap_ci, srcc
-from ..reporting import load_paper_table, profile_banner
 
-__all__ = ["SETTING_ORDER", "correlation_table", "paper_correlation_data", "plot_iqa_vs_optimization"]
+__all__ = ["SETTING_ORDER", "correlation_table", "plot_iqa_vs_optimization"]
 
 SETTING_ORDER = ("perceptual", "reconstruction+perceptual", "perceptual+adversarial",
                  "reconstruction+perceptual+adversarial")
-
-
-def paper_correlation_data() -> pd.DataFrame:
-    """The paper's Fig. 3 points from Tables 1 and 4.
-
-    Returns columns ``setting, metric, iqa_srcc`` (Table 4 average SRCC over TID2013/Liu13/Ma17/TQD) and
-    ``sr_quality`` (Table 1 average of the four normalized NR-IQA scores), one row per setting x metric.
-    """
-    t4 = load_paper_table(4)
-    x = t4[t4["benchmark"] == "Average"].set_index("backbone")["srcc"]
-    t1 = load_paper_table(1)
-    t1 = t1[(t1["nr_iqa"] == "Average") & t1["column"].isin(x.index)]
-    df = t1.rename(columns={"column": "metric", "score": "sr_quality"})[["setting", "metric", "sr_quality"]]
-    df["iqa_srcc"] = df["metric"].map(x)
-    return df[["setting", "metric", "iqa_srcc", "sr_quality"]].reset_index(drop=True)
 
 
 def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -92,20 +76,21 @@ def correlation_table(data: pd.DataFrame, x: str = "iqa_srcc", y: str = "sr_qual
     return pd.DataFrame(rows)
 
 
-def plot_iqa_vs_optimization(data: pd.DataFrame, profile: str, weights: str, x: str = "iqa_srcc",
+def plot_iqa_vs_optimization(data: pd.DataFrame, banner: str = "", x: str = "iqa_srcc",
                              y: str = "sr_quality", setting: str = "setting", metric: str = "metric",
                              stats: pd.DataFrame | None = None, paper: pd.DataFrame | None = None,
                              n_resamples: int = 2000, seed: int = 0, level: float = 0.95, sharey: bool = True,
-                             x_label: str = "average IQA SRCC"):
+                             x_label: str = "average IQA SRCC", alert: bool = False):
     """Facet plot of Fig. 3: one panel per setting, one labelled point per metric, Spearman rho and its
     bootstrap interval in the panel title, the profile banner in the figure title.
 
     Args:
         data: our points (see :func:`correlation_table`).
-        profile, weights: shown in the banner (smoke results are marked as not comparable).
+        banner: the line saying how the numbers were produced (:func:`asymlib.reporting.profile_banner`);
+            ``alert`` draws the title in red (numbers that check a pipeline, e.g. smoke).
         stats: precomputed :func:`correlation_table` (computed when None).
-        paper: optional paper points (e.g. :func:`paper_correlation_data`), drawn as gray crosses, and only
-            when ``profile == "paper"`` (smoke numbers are never put beside the paper's).
+        paper: optional paper points (:func:`asymlib.reporting.paper_correlation_data`), drawn as gray crosses;
+            pass them only when our numbers are comparable with the paper's.
         sharey: share the y axis across panels (shows the tighter clustering with adversarial loss).
         x_label: label of the x axes (say which IQA statistic ``x`` holds).
 
@@ -135,7 +120,7 @@ def plot_iqa_vs_optimization(data: pd.DataFrame, profile: str, weights: str, x: 
             coef = np.polyfit(part[x].to_numpy(float), part[y].to_numpy(float), 1)
             xx = np.linspace(part[x].min(), part[x].max(), 20)
             ax.plot(xx, np.polyval(coef, xx), color="gray", lw=1, ls="--", zorder=2)
-        if paper is not None and profile == "paper":
+        if paper is not None:
             pp = paper[paper[setting] == s]
             ax.scatter(pp[x], pp[y], marker="x", color="gray", s=24, zorder=2, label="paper")
         row = st[st["setting"] == s].iloc[0]
@@ -150,8 +135,7 @@ def plot_iqa_vs_optimization(data: pd.DataFrame, profile: str, weights: str, x: 
         ax.grid(alpha=0.3)
     for j in range(len(settings), nrows * ncols):
         axes[j // ncols, j % ncols].axis("off")
-    banner = textwrap.fill(profile_banner(profile, weights), 120)
-    fig.suptitle(f"IQA accuracy vs. optimization quality (Fig. 3)\n{banner}", fontsize=9,
-                 color="#b00020" if profile == "smoke" else "black")
+    fig.suptitle(f"IQA accuracy vs. optimization quality (Fig. 3)\n{textwrap.fill(banner, 120)}".strip(), fontsize=9,
+                 color="#b00020" if alert else "black")
     fig.tight_layout()
     return fig

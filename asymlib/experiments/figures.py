@@ -31,7 +31,8 @@ import torch
 from ..config import FiguresConfig, Profile
 from ..errors import ConfigError, UnknownNameError
 from ..imageio import load_image
-from ..reporting import TableComparison, paper_comparison, profile_banner
+from ..reporting import (TableComparison, averaged_benchmarks, averaged_evaluators, paper_comparison,
+                         profile_banner)
 from ..runs import read_csv_file
 from ..pipeline import StudyContext, ensure
 from ..pipeline.sr_runs import DISCRIMINATOR_IMAGE_SCORES
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FiguresConfig", "figures_config_for", "StudyTables", "load_study_tables",
-    "paper_tables", "fig3_data", "fig3_x_label", "run_recovery",
+    "paper_tables", "fig3_data", "fig3_x_label", "plot_fig3", "run_recovery",
     "run_texture_synthesis", "run_autoencoder", "discriminator_feature_maps", "comparison_inputs",
     "validation_images", "QUALITATIVE_FIGURES", "QualitativeGrid", "fig2_objectives", "fig4_objectives_metrics",
     "fig6_discriminators", "qualitative_grids", "plot_qualitative",
@@ -138,17 +139,21 @@ def paper_tables(tables: StudyTables) -> dict[int, TableComparison]:
     return {n: paper_comparison(n, frame, tables.profile, tables.weights) for n, frame in frames.items()}
 
 
-def _averaged_benchmarks(average_rows: pd.DataFrame) -> str:
-    """What notebook 01's ``Average`` rows average, e.g. ``"synthetic levels, pooled"`` in smoke."""
-    protocol = (average_rows["protocol"].dropna().astype(str) if "protocol" in average_rows
-                else pd.Series(dtype=str))
-    return protocol.iloc[0].removeprefix("mean over ") if len(protocol) else "notebook 01's benchmarks"
-
-
 def fig3_x_label(tables: StudyTables, statistic: str = "srcc") -> str:
     """Fig. 3's x-axis label: the statistic and the benchmarks it is averaged over."""
-    m = tables.metrics
-    return f"IQA {statistic.upper()}: {_averaged_benchmarks(m[m['benchmark'] == 'Average'])}"
+    return f"IQA {statistic.upper()}: {averaged_benchmarks(tables.metrics)}"
+
+
+def plot_fig3(points: pd.DataFrame, stats: pd.DataFrame, tables: StudyTables, statistic: str = "srcc") -> Any:
+    """Fig. 3 from :func:`fig3_data` points and their :func:`~asymlib.analysis.correlation_table`, under the
+    profile banner; the paper's points are drawn beside ours only when our numbers are comparable."""
+    from ..analysis import plot_iqa_vs_optimization
+    from ..reporting import numbers_comparable, paper_correlation_data
+
+    comparable = numbers_comparable(tables.profile, tables.weights)
+    return plot_iqa_vs_optimization(points, tables.banner, stats=stats,
+                                    paper=paper_correlation_data() if comparable else None,
+                                    x_label=fig3_x_label(tables, statistic), alert=tables.profile == "smoke")
 
 
 def fig3_data(tables: StudyTables, statistic: str = "srcc", evaluator: str = "Average") -> pd.DataFrame:
@@ -163,7 +168,7 @@ def fig3_data(tables: StudyTables, statistic: str = "srcc", evaluator: str = "Av
         raise ConfigError(f"notebook 01 results have no column {statistic!r}; use one of srcc, krcc, plcc")
     avg = m[m["benchmark"] == "Average"].set_index("display")
     x = avg[statistic]
-    benchmarks = _averaged_benchmarks(avg)
+    benchmarks = averaged_benchmarks(m)
     t1 = tables.table1
     if not (t1["evaluator"] == evaluator).any():
         raise ConfigError(f"Table 1 has no {evaluator!r} row; rows: {sorted(t1['evaluator'].unique())}")
@@ -255,8 +260,9 @@ def run_autoencoder(profile: Profile, output_dir: str | Path, cfg: FiguresConfig
     ``analysis`` runs).
 
     Returns ``{"originals": {image: (3,H,W)}, "reconstructions": {setting display: {image: (3,H,W)}},
-    "logs": {setting display: DataFrame}, "status": {setting display: "finished" or "collapsed at step N: why"}}``.
-    A collapsed run's reconstructions are those at its collapse.
+    "logs": {setting display: DataFrame}, "status": {setting display: "finished" or "collapsed: why"},
+    "summary": one row per objective: its last logged terms and status}``. A collapsed run's reconstructions are
+    those at its collapse (none when they are not finite).
     """
     from ..analysis import fit_image, get_objective
     from ..data.corpus import embedded_images
@@ -272,12 +278,14 @@ def run_autoencoder(profile: Profile, output_dir: str | Path, cfg: FiguresConfig
         d = _analysis(ctx, "autoencoder", train_missing, objective=setting)
         if d is None:
             continue
-        recon[obj.display] = dict(zip(d["names"], d["images"]))
+        if len(d["names"]):
+            recon[obj.display] = dict(zip(d["names"], d["images"]))
         logs[obj.display] = pd.DataFrame(d["log"])
         state = str(d.get("status", "finished"))
-        status[obj.display] = (state if state == "finished" else
-                               f"{state} at step {d.get('steps', '?')}: {d.get('reason', '')}")
-    return {"originals": originals, "reconstructions": recon, "logs": logs, "status": status}
+        status[obj.display] = state if state == "finished" else f"{state}: {d.get('reason', '')}"
+    last = {k: (log.iloc[-1] if len(log) else pd.Series(dtype=float)) for k, log in logs.items()}
+    summary = pd.DataFrame(last).T.reindex(list(logs)).assign(status=pd.Series(status))
+    return {"originals": originals, "reconstructions": recon, "logs": logs, "status": status, "summary": summary}
 
 
 def discriminator_feature_maps(tables: StudyTables, cfg: FiguresConfig, reduce: str = "topk"
@@ -428,8 +436,7 @@ def _score_caption(rows: pd.DataFrame, evaluators: Sequence[str] | None) -> str:
     per = rows.groupby("evaluator", sort=False)["score"].first()
     if evaluators is not None:
         return ", ".join(f"{e} {per[e]:.4g}" for e in evaluators if e in per.index and np.isfinite(per[e]))
-    kinds = rows.groupby("evaluator", sort=False)["kind"].first() if "kind" in rows else pd.Series(dtype=object)
-    nr = [e for e in per.index if kinds.get(e, "nr") == "nr" and np.isfinite(per[e])]
+    nr = [e for e in averaged_evaluators(rows) if e in per.index and np.isfinite(per[e])]
     if len(nr) == 1:
         return f"{nr[0]} {per[nr[0]]:.4g}"
     if nr:

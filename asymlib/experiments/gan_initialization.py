@@ -51,7 +51,7 @@ from ..pipeline.declare import gan_source_spec, metric_train_spec, nr_spec
 from ..pipeline.metric_runs import SYNTHETIC_LABEL, SYNTHETIC_POOLED_LABEL, metric_results
 from ..pipeline.nr_runs import SYNTHETIC_NR_NOTE, load_nr_benchmark, nr_statistics
 from ..pipeline.sr_runs import export_discriminator_backbone
-from ..reporting import load_paper_table, ours_label, profile_banner
+from ..reporting import averaged_benchmarks, load_paper_table, ours_label, profile_banner
 
 __all__ = [
     "INITIALIZATIONS",
@@ -445,17 +445,13 @@ def plot_fr_initialization(results: pd.DataFrame, weights: str = ""):
     paper["display"] = paper["backbone"]
     inits = [i for i in INIT_DISPLAY.values() if i in set(ours["init_display"])]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    single = results[results["benchmark"] != "Average"]["benchmark"].nunique() == 1
-    if single:  # the average of one benchmark is that benchmark: its bootstrap interval applies
-        bench = results[results["benchmark"] != "Average"]
-        ours = ours.drop(columns=[c for c in ("srcc_low", "srcc_high") if c in ours]).merge(
-            bench[["backbone", "initialization", "srcc_low", "srcc_high"]], on=["backbone", "initialization"])
-    _grouped_bars(axes[0], ours, "srcc", inits, list(dict.fromkeys(ours["display"])), _COLORS, with_ci=single)
+    # an average of one benchmark (smoke: the pooled synthetic levels) carries that benchmark's interval
+    _grouped_bars(axes[0], ours, "srcc", inits, list(dict.fromkeys(ours["display"])), _COLORS, with_ci=True)
     _grouped_bars(axes[1], paper, "srcc", inits, list(dict.fromkeys(paper["display"])), _COLORS, with_ci=False)
     axes[0].set_ylabel("average SRCC")
     _fit_ylim(axes[0], [ours, paper], ("srcc",))
-    benches = ", ".join(b for b in dict.fromkeys(results["benchmark"]) if b != "Average")
-    _banner_title(axes[0], f"FR-IQA by initialization: ours ({profile}, {benches})", profile, weights)
+    _banner_title(axes[0], f"FR-IQA by initialization: ours ({profile}, average over {averaged_benchmarks(results)})",
+                  profile, weights)
     axes[1].set_title("paper Table 2 (TID2013/Liu13/Ma17/TQD average)", fontsize=8)
     axes[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()

@@ -108,8 +108,11 @@ def _train_autoencoder(ctx: StudyContext, spec: RunSpec, run: Run) -> None:
     res = train_autoencoder(model, originals, idt["objective"], metric=metric, discriminator=disc,
                             config=train_cfg, progress=ctx.progress)
     rec = reconstruct(res.model, originals)
-    # a collapsed run keeps what it reconstructs at the collapse: Fig. 16 shows it, marked
-    _save(run, {"names": list(rec), "images": torch.stack(list(rec.values())),
+    # a collapsed run keeps what it reconstructs at the collapse (Fig. 16 shows it, marked) unless that is not
+    # even finite
+    if not all(bool(torch.isfinite(v).all()) for v in rec.values()):
+        rec = {}
+    _save(run, {"names": list(rec), "images": torch.stack(list(rec.values())) if rec else torch.empty(0),
                 "log": {c: res.log[c].astype(float).tolist() for c in res.log.columns},
                 "status": res.status, "reason": res.reason, "steps": res.steps},
           res.status, reason=res.reason, step=res.steps)

@@ -201,8 +201,7 @@ def metric_statistics(predictions: pd.DataFrame, n_bootstrap: int, seed: int) ->
     group) gives two rows: the within-group protocol under its own label, and the same items pooled
     (global protocol, levels as the label) under ``"<label>, pooled"``. Within groups every reasonable metric
     reaches SRCC 1, so the ``Average`` (the mean over benchmarks, with intervals only when it averages one)
-    leaves the within-group rows out whenever a pooled or global row exists; its ``protocol`` names what it
-    averages.
+    leaves the within-group rows out; its ``protocol`` (``"mean over <benchmarks>"``) names what it averages.
     """
     rows = []
     for label, df in predictions.groupby("benchmark", sort=False):
@@ -212,7 +211,7 @@ def metric_statistics(predictions: pd.DataFrame, n_bootstrap: int, seed: int) ->
             pooled = SYNTHETIC_POOLED_LABEL if label == SYNTHETIC_LABEL else f"{label}, pooled"
             rows.append({**_statistics_row(pooled, df, False, n_bootstrap, seed), "averaged": True})
     out = pd.DataFrame(rows)
-    used = out[out["averaged"]] if out["averaged"].any() else out
+    used = out[out["averaged"]]  # every benchmark gives one averaged row: its global or its pooled one
     avg: dict[str, Any] = {"benchmark": "Average", "n": int(used["n"].sum()),
                            "protocol": "mean over " + ", ".join(map(str, used["benchmark"]))}
     for col in ("srcc", "krcc", "plcc"):

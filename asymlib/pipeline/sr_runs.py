@@ -157,20 +157,23 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def bicubic_baseline(ctx: StudyContext, train_key: str) -> pd.DataFrame:
-    """PSNR of a finished SR run's EMA model and of bicubic upsampling on each validation image.
+    """PSNR of a finished SR run's validation outputs and of bicubic upsampling on each validation image.
 
-    Both outputs are rounded to 8 bits like the study's SR images, and PSNR is over RGB in [0, 1]. Bicubic is
-    the MATLAB-style resize that also made the LR inputs. A trained model must beat it; one that does not has a
-    broken data path or far too short a schedule. Returns columns ``image``, ``bicubic_psnr``, ``model_psnr``,
-    ``gain_db`` (model - bicubic), ``run_id``.
+    The outputs are the 8-bit PNG files of the run's ``sr_eval`` run (evaluated here when it is not yet);
+    bicubic is the MATLAB-style resize that also made the LR inputs, rounded to 8 bits the same way; PSNR is
+    over RGB in [0, 1]. A trained model must beat it; one that does not has a broken data path or far too short
+    a schedule. Returns columns ``image``, ``bicubic_psnr``, ``model_psnr``, ``gain_db`` (model - bicubic),
+    ``run_id``.
     """
+    from .declare import sr_eval_spec
+    from .execute import ensure
+
     cfg = ctx.profile.sr
-    model = create_sr_model(cfg.sr_model, scale=cfg.scale, preset=cfg.sr_preset)
-    load_generator_weights(model, ctx.graph[train_key].path(ctx.output_dir) / "generator_ema.pt")
-    model = model.to(ctx.device).eval()
+    eval_key = ctx.graph.add(sr_eval_spec(ctx.profile, ctx.graph[train_key]))
+    images = ensure(ctx, eval_key).path / "images"
     rows = []
     for name, (lr, hr) in sr_data(ctx).val.items():
-        sr = _to_8bit(super_resolve(model, lr, cfg.scale, cfg.data.tile, cfg.data.tile_overlap, ctx.device))
+        sr = load_image(images / f"{name}.png")
         bicubic = _to_8bit(imresize(lr[None], float(cfg.scale))[0])
         b, m = _psnr(bicubic, hr), _psnr(sr, hr)
         rows.append({"image": name, "bicubic_psnr": b, "model_psnr": m, "gain_db": m - b, "run_id": train_key})

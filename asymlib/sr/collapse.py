@@ -16,7 +16,7 @@ class CollapseRule:
 
     max_d_loss: float = 50.0
     max_abs_logit: float = 1e4
-    patience: int = 5
+    patience: int = 20
 
     def exploding(self, d_loss: float, max_abs_logit: float) -> bool:
         """Whether one step's discriminator loss or largest ``|logit|`` is over its threshold."""

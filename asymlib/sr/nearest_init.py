@@ -57,6 +57,9 @@ def init_nearest_upsampler(model: nn.Module) -> nn.Module:
     if upsampler != "pixelshuffle" or scale < 2 or scale & (scale - 1):
         raise ConfigError(f"nearest initialization needs SwinIR's 'pixelshuffle' upsampler at scale 2, 4 or 8; "
                           f"this model has upsampler {upsampler!r} at scale {scale}")
+    if not isinstance(getattr(model, "conv_after_body", None), nn.Conv2d):
+        raise ConfigError("nearest initialization needs SwinIR's '1conv' residual connection (conv_after_body is "
+                          "one convolution)")
     before = model.conv_before_upsample
     conv_before, act = before[0], before[1]
     if min(model.conv_first.out_channels, conv_before.out_channels) < _COPIES:
