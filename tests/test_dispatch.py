@@ -235,7 +235,7 @@ def test_slurm_launch_runs_a_dependency_chain_like_inline(tmp_path):
 @pytest.mark.slow
 def test_cancelled_slurm_job_resumes_to_identical_weights(tmp_path):
     conf = _slurm_conf()
-    ov = {**CHAIN, "sr.stage1.iterations": 120, "sr.stage1.checkpoint_every": 2}
+    ov = {**CHAIN, "sr.stage1.iterations": 120, "sr.stage1.checkpoint_every": 2, "sr.stage1.log_every": 1}
     prof = get_profile("smoke", **ov)
     s1 = build_graph(prof).get("sr/stage1-l1")
     out = tmp_path / "slurm"
