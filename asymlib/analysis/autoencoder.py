@@ -368,6 +368,14 @@ class _CropSampler:
         return torch.stack(out)
 
 
+def _descend(opt: torch.optim.Optimizer, params: list[torch.Tensor], loss: torch.Tensor) -> None:
+    """One optimizer step on ``loss`` for ``params`` only (gradients taken with autograd.grad, so frozen modules
+    in the graph, e.g. the metric, never accumulate any)."""
+    for p, g in zip(params, torch.autograd.grad(loss, params)):
+        p.grad = g
+    opt.step()
+
+
 def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor],
                       objective: str | ObjectiveWeights = "rec_per", *, metric: nn.Module | None = None,
                       discriminator: nn.Module | None = None, config: AETrainConfig = AETrainConfig(),
@@ -389,7 +397,7 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
     """
     from ..progress import tqdm
 
-    from ..sr.collapse import CollapseRule
+    from ..sr.collapse import CollapseRule, refused_output
     from ..sr.losses import generator_loss, relativistic_discriminator_loss
 
     config.validate()
@@ -418,16 +426,12 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
         x = sampler(config.batch_size)
         with torch.enable_grad():
             warm = F.l1_loss(model(x), x)
-            warm_grads = torch.autograd.grad(warm, g_params)
-        for p, g in zip(g_params, warm_grads):
-            p.grad = g
-        g_opt.step()
+        _descend(g_opt, g_params, warm)
     if config.warmup_steps:  # the objective starts with fresh moment estimates, like a new stage
         g_opt = torch.optim.Adam(g_params, lr=config.lr, betas=config.betas)
         scheds[0] = torch.optim.lr_scheduler.MultiStepLR(g_opt, list(config.lr_milestones), 0.5)
     rule = CollapseRule(config.max_d_loss, config.max_abs_logit, config.collapse_patience)
     status, reason, bad_steps, done = "finished", "", 0, 0
-    model.train()
     rows: list[dict[str, float]] = []
     start = time.perf_counter()
     bar = tqdm(range(1, config.steps + 1), desc=f"autoencoder[{obj.display}]", disable=not progress,
@@ -443,17 +447,14 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
                                              mean_over=config.relativistic_mean)  # type: ignore[arg-type]
             except InputError as exc:
                 # as in the SR trainer: a NaN/Inf output refused by the metric is a collapse, other errors are bugs
-                if exc.cause != "non-finite" or exc.argument != "distorted":
+                if not refused_output(exc):
                     raise
                 status, reason = "collapsed", f"non-finite output at step {step} (refused by the metric: {exc})"
                 break
             if not torch.isfinite(loss.detach()):
                 status, reason = "collapsed", f"non-finite generator loss at step {step}"
                 break
-            grads = torch.autograd.grad(loss, g_params)
-        for p, g in zip(g_params, grads):
-            p.grad = g
-        g_opt.step()
+        _descend(g_opt, g_params, loss)
         done = step
         # -- discriminator update --
         d_loss = torch.zeros(())
@@ -465,10 +466,7 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor | Sequence[torch.Te
                 if not torch.isfinite(d_loss.detach()):
                     status, reason = "collapsed", f"non-finite discriminator loss at step {step}"
                     break
-                d_grads = torch.autograd.grad(d_loss, d_params)
-            for p, g in zip(d_params, d_grads):
-                p.grad = g
-            d_opt.step()
+            _descend(d_opt, d_params, d_loss)
             max_logit = float(torch.maximum(real.detach().abs().max(), fake.detach().abs().max()))
             bad_steps = bad_steps + 1 if rule.exploding(float(d_loss.detach()), max_logit) else 0
         for s in scheds:

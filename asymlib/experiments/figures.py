@@ -35,7 +35,7 @@ from ..reporting import (TableComparison, averaged_benchmarks, averaged_evaluato
                          profile_banner)
 from ..runs import read_csv_file
 from ..pipeline import StudyContext, ensure
-from ..pipeline.sr_runs import DISCRIMINATOR_IMAGE_SCORES
+from ..pipeline.sr_runs import DISCRIMINATOR_IMAGE_SCORES, bicubic_upscale, lr_input
 from ..pipeline.analysis_runs import load_result, reference_image
 from ..sr.config import SR_SETTINGS
 
@@ -348,10 +348,9 @@ def comparison_inputs(tables: StudyTables, scale: int = 4, max_images: int | Non
 
     Returns ``(images, scores, default runs)``: ``images[name] = {"lr", "hr", "runs": {label: path}}`` with
     labels ``L1`` and ``<setting> / <metric>``; the LR image is the HR downscaled by ``scale`` with the same
-    MATLAB-style bicubic as training. ``scores[(name, label)] = {evaluator: score}`` (HR under ``"HR"``).
+    MATLAB-style bicubic and 8-bit rounding as the model's input (:func:`~asymlib.pipeline.sr_runs.lr_input`).
+    ``scores[(name, label)] = {evaluator: score}`` (HR under ``"HR"``).
     """
-    from ..sr.resize import imresize
-
     sc = tables.sr_scores
     hr_dir = _hr_dir(tables)
     names = validation_images(tables)[:max_images]
@@ -370,8 +369,7 @@ def comparison_inputs(tables: StudyTables, scale: int = 4, max_images: int | Non
     images: dict[str, dict[str, Any]] = {}
     for n in names:
         hr = load_image(hr_dir / f"{n}.png")
-        lr = imresize(hr[None], 1.0 / scale)[0].clamp(0, 1)
-        images[n] = {"lr": lr, "hr": hr, "runs": {lab: d / f"{n}.png" for lab, d in labels.items()
+        images[n] = {"lr": lr_input(hr, scale), "hr": hr, "runs": {lab: d / f"{n}.png" for lab, d in labels.items()
                                                   if (d / f"{n}.png").is_file()}}
     scores: dict[tuple[str, str], dict[str, float]] = {}
     for r in sc[sc["image"].isin(names)].itertuples():
@@ -488,13 +486,11 @@ class _QualitativeSources:
         return self._hr[image]
 
     def references(self, image: str) -> list[Panel]:
-        """HR and its bicubic-upsampled LR input (the MATLAB-style bicubic of training, both ways)."""
+        """HR and the model's LR input enlarged by the bicubic baseline (``lr_input``, ``bicubic_upscale``)."""
         from ..analysis import Panel
-        from ..sr.resize import imresize
 
         hr = self.hr(image)
-        bicubic = imresize(imresize(hr[None], 1.0 / self.scale).clamp(0, 1), float(self.scale))[0].clamp(0, 1)
-        bicubic = bicubic[:, :hr.shape[1], :hr.shape[2]]
+        bicubic = bicubic_upscale(lr_input(hr, self.scale), self.scale)[:, :hr.shape[1], :hr.shape[2]]
         rows = self.sc[(self.sc["column"] == "Ref.") & (self.sc["image"].astype(str) == image)]
         return [Panel("HR", hr, caption=_score_caption(rows, self.evaluators)),
                 Panel(f"Bicubic (LR x{self.scale})", bicubic, caption="input, upsampled")]

@@ -39,7 +39,7 @@ from .metric_runs import metric_source, run_metric
 
 __all__ = ["SRData", "load_sr_data", "super_resolve", "EvaluatorPool",
            "score_outputs", "export_discriminator_backbone", "list_gan_backbones", "BACKBONE_EXPORT_NAME",
-           "GRAD_NORMS_NAME", "DISCRIMINATOR_IMAGE_SCORES", "bicubic_baseline", "new_generator", "score_runs", "sr_data"]
+           "GRAD_NORMS_NAME", "DISCRIMINATOR_IMAGE_SCORES", "bicubic_baseline", "bicubic_upscale", "lr_input", "new_generator", "score_runs", "sr_data"]
 
 BACKBONE_EXPORT_NAME = "discriminator_backbone.pt"
 GRAD_NORMS_NAME = "grad_norms.csv"
@@ -80,8 +80,19 @@ def _prepare_val(hr: torch.Tensor, crop: int | None, scale: int, name: str) -> t
     else:
         hr = hr[:, : h - h % scale, : w - w % scale]
     hr = hr.contiguous()
-    lr = imresize(hr, 1.0 / scale).clamp(0, 1).mul(255).round().div(255)  # stored 8-bit LR, as in DIV2K
-    return lr, hr
+    return lr_input(hr, scale), hr
+
+
+def lr_input(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The LR input the study makes of an HR image ``(3, H, W)`` in [0, 1]: MATLAB-style bicubic downscaling
+    by ``scale``, rounded to 8 bits as DIV2K's stored LR files are. ``(3, H/scale, W/scale)``."""
+    return _to_8bit(imresize(hr, 1.0 / scale))
+
+
+def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The bicubic baseline an SR model must beat: ``lr`` ``(3, h, w)`` enlarged ``scale`` times with the same
+    MATLAB-style resize, rounded to 8 bits like the study's SR outputs."""
+    return _to_8bit(imresize(lr[None], float(scale))[0])
 
 
 def load_sr_data(cfg: SRStudyConfig, profile: Profile) -> SRData:
@@ -173,9 +184,7 @@ def bicubic_baseline(ctx: StudyContext, train_key: str) -> pd.DataFrame:
     images = ensure(ctx, eval_key).path / "images"
     rows = []
     for name, (lr, hr) in sr_data(ctx).val.items():
-        sr = load_image(images / f"{name}.png")
-        bicubic = _to_8bit(imresize(lr[None], float(cfg.scale))[0])
-        b, m = _psnr(bicubic, hr), _psnr(sr, hr)
+        b, m = _psnr(bicubic_upscale(lr, cfg.scale), hr), _psnr(load_image(images / f"{name}.png"), hr)
         rows.append({"image": name, "bicubic_psnr": b, "model_psnr": m, "gain_db": m - b, "run_id": train_key})
     return pd.DataFrame(rows)
 

@@ -1,13 +1,22 @@
 """When adversarial training counts as collapsed (the SR trainer's rule, shared by the Fig. 16 autoencoder).
 
-A run collapses when a loss becomes non-finite, or when the discriminator explodes: its loss exceeds
-``max_d_loss`` or one of its logits exceeds ``max_abs_logit`` in magnitude for ``patience`` consecutive steps.
+A run collapses when a loss becomes non-finite (or the metric refuses a NaN/Inf generator output), or when
+the discriminator explodes: its loss exceeds ``max_d_loss`` or one of its logits exceeds ``max_abs_logit`` in
+magnitude for ``patience`` consecutive steps.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CollapseRule"]
+from ..errors import InputError
+
+__all__ = ["CollapseRule", "refused_output"]
+
+
+def refused_output(exc: InputError) -> bool:
+    """Whether a metric's input error means the generator output was NaN/Inf (a collapse, like a non-finite
+    loss) rather than a bug to raise."""
+    return exc.cause == "non-finite" and exc.argument == "distorted"
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from ..atomic import atomic_torch_save
 from ..errors import CheckpointError, ConfigError, DatasetError, InputError
 from ..runs import Run
 from ..torchfile import read_torch_file
-from .collapse import CollapseRule
+from .collapse import CollapseRule, refused_output
 from .config import SRTrainConfig
 from .data import PairedSRDataset
 from .ema import ModelEMA
@@ -553,7 +553,7 @@ def _train(run: Run, cfg: SRTrainConfig, stage: str, generator: nn.Module, datas
         except InputError as exc:
             # a NaN/Inf generator output refused by the metric's input check is a collapse like a non-finite
             # loss (every rank must reach the all-reduce below); any other input error is a bug: raise it
-            if exc.cause != "non-finite" or exc.argument != "distorted":
+            if not refused_output(exc):
                 raise
             bad_output = f"(generator output refused by the metric: {exc})"
             total, terms = torch.full((), float("nan"), device=dev), {}
